@@ -1,0 +1,80 @@
+"""Exercise apscheduler_config (level 1): scheduler settings from the environment.
+
+Read first: notes/07a_ap_scheduler_intro.md (section "Configuration").
+
+Every scheduler of this level (embedded_app.py, standalone_app.py) is built here, from
+settings read in ``SCHEDULER_*`` environment variables. Your tasks:
+    1. make ``SchedulerSettings`` read the environment with the prefix ``SCHEDULER_``
+       (SCHEDULER_TIMEZONE, SCHEDULER_JOBSTORE_URL, SCHEDULER_MAX_WORKERS,
+       SCHEDULER_COALESCE, SCHEDULER_MISFIRE_GRACE_TIME, SCHEDULER_MAX_INSTANCES);
+    2. add validation, so that a bad value fails at start-up with an error naming the field;
+    3. write ``load_settings`` and ``build_scheduler``.
+
+Keep the names, field names, defaults and signatures below exactly as they are: the
+hidden tests import them. Sibling files import this module by bare name
+(``from config import build_scheduler, load_settings``), so keep the file name too.
+
+Check your work:  pytest exercises/level1 -k apscheduler_config
+Try it by hand:   cd exercises/level1/apscheduler
+                  python -c "import config; print(config.load_settings())"
+"""
+
+import logging
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from pydantic_settings import BaseSettings
+
+logger = logging.getLogger(__name__)
+
+
+class SchedulerSettings(BaseSettings):
+    """Scheduler configuration, read from ``SCHEDULER_<FIELD>`` environment variables.
+
+    Keyword arguments work too: ``SchedulerSettings(timezone="Europe/Berlin")``.
+
+    TODO (validation, checked by the tests; each error must be a ``ValueError`` - pydantic's
+    ``ValidationError`` is one - whose message names the field):
+      * ``timezone`` must be a time zone that ``zoneinfo.ZoneInfo`` can load
+        ("Europe/Berlin" is fine, "Mars/Olympus" and "" are not);
+      * ``max_workers`` must be between 1 and 100 inclusive;
+      * ``misfire_grace_time`` must be at least 1 (seconds);
+      * ``max_instances`` must be at least 1.
+    TODO (environment): without the ``SCHEDULER_`` prefix configured, this class reads the
+    wrong variables (``TIMEZONE`` instead of ``SCHEDULER_TIMEZONE``).
+    """
+
+    timezone: str = "UTC"  # an IANA name such as "Europe/Berlin"
+    jobstore_url: str | None = None  # None: in memory; else a SQLAlchemy URL
+    max_workers: int = 10  # threads running jobs
+    coalesce: bool = True  # run a late job once, not once per missed run
+    misfire_grace_time: int = 30  # seconds a run may start late
+    max_instances: int = 1  # concurrent runs of one job
+
+
+def load_settings() -> SchedulerSettings:
+    """Return the settings read from the ``SCHEDULER_*`` environment variables.
+
+    The tests set, for example, ``SCHEDULER_TIMEZONE=Europe/Berlin`` and
+    ``SCHEDULER_MAX_WORKERS=3`` and expect them in the result; with nothing set, every
+    field has its default. A bad value (``SCHEDULER_MAX_WORKERS=0``, an unknown zone)
+    raises a ``ValueError`` whose message names the field.
+    """
+    raise NotImplementedError("return SchedulerSettings() once it reads the SCHEDULER_ variables")
+
+
+def build_scheduler(settings: SchedulerSettings | None = None) -> BackgroundScheduler:
+    """Return a BackgroundScheduler configured from ``settings``. Do NOT start it.
+
+    ``settings`` defaults to ``load_settings()``. The tests check that the scheduler:
+      * is not running;
+      * has ``timezone=ZoneInfo(settings.timezone)``;
+      * has one job store, "default": a MemoryJobStore when ``jobstore_url`` is None,
+        else a SQLAlchemyJobStore created with ``url=settings.jobstore_url``;
+      * has one executor, "default": a ThreadPoolExecutor with ``settings.max_workers``
+        threads;
+      * applies ``coalesce``, ``misfire_grace_time`` and ``max_instances`` from the settings
+        to every job, as job defaults (a job added without those options gets them).
+    """
+    raise NotImplementedError(
+        "create a BackgroundScheduler with jobstores, executors, job_defaults and the time zone"
+    )

@@ -1,0 +1,91 @@
+"""Exercise apscheduler_embedded (level 1): a scheduler living inside a FastAPI app.
+
+Read first: notes/07a_ap_scheduler_intro.md (section "FastAPI lifespan").
+Do the apscheduler_config exercise first: this file uses its ``build_scheduler`` and
+``load_settings`` (``from config import ...`` finds config.py next to this file).
+
+Build a FastAPI app whose lifespan starts a scheduler at startup and stops it at shutdown,
+with one "heartbeat" job every 30 seconds and two endpoints, ``GET /jobs`` and
+``GET /health``, that show what the scheduler is doing.
+
+Keep the names, signatures and constants below exactly as they are: the hidden tests
+import them. Replace each ``raise NotImplementedError(...)`` with your code.
+
+Check your work:  pytest exercises/level1 -k apscheduler_embedded
+Try it by hand:   cd exercises/level1/apscheduler && uvicorn embedded_app:app
+                  then: curl localhost:8000/jobs ; curl localhost:8000/health
+"""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from apscheduler.schedulers.base import BaseScheduler
+from fastapi import FastAPI
+
+HEARTBEAT_JOB_ID = "heartbeat"
+HEARTBEAT_SECONDS = 30
+
+logger = logging.getLogger(__name__)
+
+
+def heartbeat() -> None:
+    """Log exactly one INFO record whose message contains "heartbeat", with ``logger``."""
+    raise NotImplementedError("log one INFO line containing 'heartbeat'")
+
+
+def register_jobs(scheduler: BaseScheduler) -> None:
+    """Add the heartbeat job to ``scheduler`` (started or not); return nothing.
+
+    The job calls the module-level function ``heartbeat`` (pass the function itself, not
+    a lambda or a wrapper: a persistent job store must be able to save a reference to it),
+    every HEARTBEAT_SECONDS seconds, in the scheduler's time zone, under the fixed id
+    HEARTBEAT_JOB_ID.
+
+    It must be idempotent: the tests call it twice, and also restart the app against the
+    same SQLite job store (SCHEDULER_JOBSTORE_URL), and expect exactly one job with that
+    id afterwards - never a duplicate, never a ConflictingIdError.
+    """
+    raise NotImplementedError("add the heartbeat job with a fixed id so that re-adding replaces it")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Run the scheduler for as long as the app runs.
+
+    At startup (before the ``yield``): build the scheduler with
+    ``build_scheduler(load_settings())`` (import both from config), register the jobs,
+    start it and store it on ``app.state.scheduler``.
+    At shutdown (after the ``yield``, even if the app failed): shut the scheduler down,
+    waiting for running jobs. The tests check that it runs while the app serves requests
+    and that it is stopped, with no scheduler thread left, once the app has stopped.
+    """
+    raise NotImplementedError("start the scheduler before the yield and shut it down after it")
+    yield  # keeps this an async generator, as @asynccontextmanager requires; remove the raise
+
+
+def create_app() -> FastAPI:
+    """Return a NEW FastAPI app using ``lifespan``, with two endpoints.
+
+    ``GET /jobs`` answers 200 with a JSON list, sorted by job id, of one object per job of
+    the running scheduler::
+
+        {"id": "heartbeat", "name": "heartbeat", "trigger": "interval[0:00:30]",
+         "next_run_time": "2026-01-05T09:00:30.123456+01:00"}
+
+    where "trigger" is ``str(job.trigger)`` and "next_run_time" is the job's next run time
+    converted to the scheduler's time zone and formatted with ``datetime.isoformat()`` (so
+    it keeps its UTC offset, e.g. +01:00 for SCHEDULER_TIMEZONE=Europe/Berlin), or null
+    for a paused job.
+
+    ``GET /health`` answers ``{"status": "ok", "scheduler_running": true}`` while the
+    scheduler runs (false otherwise).
+    """
+    raise NotImplementedError(
+        "create FastAPI(lifespan=lifespan) and add the /jobs and /health routes"
+    )
+
+
+# TODO: once create_app works, replace this line with `app = create_app()`
+# so that `uvicorn embedded_app:app` finds the app.
+app: FastAPI | None = None

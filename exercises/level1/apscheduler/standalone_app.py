@@ -1,0 +1,68 @@
+"""Exercise apscheduler_standalone (level 1): the scheduler as its own process.
+
+Read first: notes/07a_ap_scheduler_intro.md (section "Standalone process").
+Do the apscheduler_config exercise first: this file uses its ``build_scheduler`` and
+``load_settings`` (``from config import ...`` finds config.py next to this file).
+
+Build a program that runs the scheduler until it is asked to stop - by SIGTERM (what
+``docker stop``, Kubernetes and systemd send) or SIGINT (Ctrl+C) - and then stops
+gracefully: jobs that are running finish, the process logs that it stopped and exits
+with status 0.
+
+Keep the names and signatures below exactly as they are: the hidden tests import them
+and also run this file as a real process. Replace each ``raise NotImplementedError(...)``.
+
+Check your work:  pytest exercises/level1 -k apscheduler_standalone
+Try it by hand:   cd exercises/level1/apscheduler && python standalone_app.py
+                  (stop it with Ctrl+C, or `kill -TERM <pid>` from another terminal)
+"""
+
+import logging
+import sys
+
+from apscheduler.schedulers.base import BaseScheduler
+
+HEARTBEAT_JOB_ID = "heartbeat"
+HEARTBEAT_SECONDS = 10
+
+logger = logging.getLogger(__name__)
+
+
+def heartbeat() -> None:
+    """Log exactly one INFO record whose message contains "heartbeat", with ``logger``."""
+    raise NotImplementedError("log one INFO line containing 'heartbeat'")
+
+
+def register_jobs(scheduler: BaseScheduler) -> None:
+    """Add the heartbeat job to ``scheduler``; return nothing.
+
+    The job calls the module-level function ``heartbeat`` every HEARTBEAT_SECONDS seconds,
+    in the scheduler's time zone, under the fixed id HEARTBEAT_JOB_ID. Calling this twice
+    must still leave exactly one job with that id (the second call replaces the first).
+    """
+    raise NotImplementedError("add the heartbeat job with a fixed id so that re-adding replaces it")
+
+
+def main() -> int:
+    """Run the scheduler until SIGTERM or SIGINT, stop it gracefully and return 0.
+
+    In this order:
+      1. configure logging at INFO level, to stderr;
+      2. build the scheduler with ``build_scheduler(load_settings())`` (import both from
+         config) and register the jobs;
+      3. install one handler for SIGTERM and SIGINT that only sets a ``threading.Event``
+         (a handler runs in the main thread, between two lines of your code: keep it tiny);
+      4. start the scheduler and log an INFO line containing "started";
+      5. wait on the Event;
+      6. shut the scheduler down, waiting for running jobs to finish;
+      7. log an INFO line containing "stopped" and return 0.
+
+    The tests start ``python standalone_app.py``, wait for the "started" line, send
+    SIGTERM (then, in another run, SIGINT) and expect: exit status 0, a "stopped" line on
+    stderr, and a job that was running at that moment completed, not cut off.
+    """
+    raise NotImplementedError("run until SIGTERM/SIGINT sets an Event, then shut down and return 0")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""The `grader` command: report, check, compare, verify, reset."""
+
+from __future__ import annotations
+
+import difflib
+import shutil
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+
+from grader import paths, variants
+from grader.catalog import CatalogError, Exercise, UnknownExerciseError, catalog, is_pristine
+from grader.report import render, statuses, write_json
+from grader.results import HarnessError, TestResult, run_suites
+from grader.verify import update_hashes, verify
+
+console = Console(highlight=False)
+EXIT_USAGE = 2
+EXIT_HARNESS = 3
+
+
+def _select(name: str) -> list[Exercise]:
+    chosen = catalog().select(name)
+    unavailable = [e.id for e in chosen if not e.available]
+    if unavailable and len(chosen) == len(unavailable):
+        raise click.UsageError(f"{', '.join(unavailable)}: not available yet (coming soon)")
+    return [e for e in chosen if e.available]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """cronkata: grade your scheduled-task exercises (APScheduler, Celery Beat, FastAPI)."""
+
+
+@cli.command()
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="write results.json (Exercism v3 + points)",
+)
+def report(json_path: Path | None) -> None:
+    """Show progress on every level and exercise, and what to do next."""
+    course = catalog()
+    with console.status("grading your exercises..."):
+        results = run_suites(course.exercises, [variants.LEARNER])
+    found = statuses(course, results)
+    render(console, course, found)
+    if json_path is not None:
+        write_json(json_path, found)
+        console.print(f"results written to {json_path}")
+
+
+def _print_results(results: list[TestResult]) -> None:
+    for result in results:
+        mark = "[green]PASS[/green]" if result.outcome == "passed" else "[red]FAIL[/red]"
+        console.print(f"{mark} {result.exercise} :: {result.name} [dim]({result.points} pt)[/dim]")
+        if result.outcome != "passed":
+            for line in result.message.rstrip().splitlines():
+                console.print(f"     {line}", markup=False, highlight=False)
+
+
+@cli.command()
+@click.argument("exercise")
+def check(exercise: str) -> None:
+    """Grade one exercise (an id such as simple_timer, or a level such as level1)."""
+    chosen = _select(exercise)
+    with console.status(f"grading {exercise}..."):
+        results = run_suites(chosen, [variants.LEARNER])
+    _print_results(results)
+    passed = sum(r.outcome == "passed" for r in results)
+    points = sum(r.points for r in results if r.outcome == "passed")
+    total = sum(r.points for r in results)
+    console.print(f"\n{passed}/{len(results)} tests passed, {points}/{total} points")
+    if len(chosen) == 1 and is_pristine(chosen[0]):
+        console.print(
+            f"exercises/level{chosen[0].level}/{chosen[0].file} is still the untouched stub."
+        )
+    raise SystemExit(0 if passed == len(results) else 1)
+
+
+@cli.command()
+@click.argument("exercise")
+def compare(exercise: str) -> None:
+    """Your file vs the reference solution: a diff, then each test's outcome side by side."""
+    for item in _select(exercise):
+        mine, reference = item.stub_path(), item.solution_path()
+        shown_mine = str(mine.relative_to(paths.REPO_ROOT))
+        shown_ref = str(reference.relative_to(paths.REPO_ROOT))
+        diff = "".join(
+            difflib.unified_diff(
+                mine.read_text(encoding="utf-8").splitlines(keepends=True)
+                if mine.is_file()
+                else [],
+                reference.read_text(encoding="utf-8").splitlines(keepends=True),
+                fromfile=shown_mine,
+                tofile=shown_ref,
+            )
+        )
+        console.rule(f"{item.id}: {shown_mine} vs {shown_ref}")
+        console.print(Syntax(diff or "(identical)\n", "diff", theme="ansi_dark", word_wrap=True))
+        with console.status(f"grading {item.id} (yours and the solution)..."):
+            results = run_suites([item], [variants.LEARNER, variants.SOLUTION])
+        table = Table(title=f"{item.id}: tests")
+        table.add_column("test")
+        table.add_column("yours")
+        table.add_column("solution")
+        outcome: dict[tuple[str, str], str] = {(r.variant, r.name): r.outcome for r in results}
+        names = list(dict.fromkeys(r.name for r in results))
+        for name in names:
+            cells = []
+            for variant in (variants.LEARNER, variants.SOLUTION):
+                value = outcome.get((variant, name), "-")
+                cells.append(
+                    f"[green]{value}[/green]" if value == "passed" else f"[red]{value}[/red]"
+                )
+            table.add_row(name, *cells)
+        console.print(table)
+
+
+@cli.command(name="verify")
+@click.option(
+    "--update-hashes", "rehash", is_flag=True, help="rewrite stub hashes in the catalog first"
+)
+@click.argument("exercise", required=False)
+def verify_command(rehash: bool, exercise: str | None) -> None:
+    """For maintainers: solutions pass, stubs fail, mutants are caught, APIs and links agree."""
+    course = catalog()
+    if rehash:
+        changed = update_hashes(paths.CATALOG_FILE, course.exercises)
+        catalog.cache_clear()
+        course = catalog()
+        console.print(f"stub hashes updated: {', '.join(changed) or 'none changed'}")
+    chosen = _select(exercise) if exercise else None
+    with console.status("verifying: solutions, stubs and mutants..."):
+        verdicts = verify(course, chosen)
+    table = Table(title="grader verify")
+    for column in ("exercise", "solution passes", "stub fails", "mutants caught", "verdict"):
+        table.add_column(column)
+    for verdict in verdicts:
+        caught = sum(bool(tests) for tests in verdict.mutants.values())
+        table.add_row(
+            verdict.exercise.id,
+            f"{verdict.solution[0]}/{verdict.solution[1]}",
+            f"{verdict.stub[0]}/{verdict.stub[1]}",
+            f"{caught}/{len(verdict.mutants)}",
+            "[green]ok[/green]" if verdict.ok else "[red]problems[/red]",
+        )
+    console.print(table)
+    problems = [(v.exercise.id, p) for v in verdicts for p in v.problems]
+    for exercise_id, problem in problems:
+        console.print(f"[red]x[/red] {exercise_id}: {problem}", highlight=False)
+    if problems:
+        raise SystemExit(1)
+    console.print(f"[green]verified {len(verdicts)} exercise(s)[/green]")
+
+
+@cli.command()
+@click.argument("exercise")
+def reset(exercise: str) -> None:
+    """Restore the pristine stub (your current file is backed up under .grader/backups/)."""
+    for item in _select(exercise):
+        target = item.stub_path()
+        if is_pristine(item):
+            console.print(f"{item.id}: already the pristine stub")
+            continue
+        if item.stub_blob is None:
+            raise HarnessError(f"{item.id}: the catalog has no stub hash to restore from")
+        done = subprocess.run(
+            ["git", "cat-file", "blob", item.stub_blob],
+            cwd=paths.REPO_ROOT,
+            capture_output=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise HarnessError(f"{item.id}: git cannot find the pristine stub ({item.stub_blob})")
+        if target.is_file():
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            backup = paths.STATE_DIR / "backups" / stamp / target.relative_to(paths.EXERCISES_DIR)
+            backup.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(target, backup)
+            console.print(f"{item.id}: your file is saved as {backup.relative_to(paths.REPO_ROOT)}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(done.stdout)
+        console.print(f"{item.id}: restored {target.relative_to(paths.REPO_ROOT)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one line of error and exit 2 for bad usage, 3 when the harness fails."""
+    try:
+        code = cli.main(args=argv, prog_name="grader", standalone_mode=False)
+    except click.UsageError as error:
+        hint = f" (see: grader {error.ctx.info_name} --help)" if error.ctx else ""
+        print(f"grader: error: {error.format_message()}{hint}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+    except UnknownExerciseError as error:
+        print(f"grader: error: {error.args[0]}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+    except (HarnessError, CatalogError, variants.MutantError) as error:
+        print(f"grader: harness error: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_HARNESS) from None
+    except click.Abort:
+        print("grader: aborted", file=sys.stderr)
+        raise SystemExit(130) from None
+    raise SystemExit(code if isinstance(code, int) else 0)

@@ -1,0 +1,20 @@
+"""Where things live in a cronkata checkout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+EXERCISES_DIR = REPO_ROOT / "exercises"
+SOLUTIONS_DIR = REPO_ROOT / "solutions"
+NOTES_DIR = REPO_ROOT / "notes"
+SUITES_DIR = PACKAGE_DIR / "suites"
+MUTANTS_DIR = PACKAGE_DIR / "mutants"
+CATALOG_FILE = PACKAGE_DIR / "catalog.toml"
+STATE_DIR = REPO_ROOT / ".grader"
+
+
+def level_dir(level: int) -> Path:
+    """The learner's folder of one level, e.g. ``exercises/level1``."""
+    return EXERCISES_DIR / f"level{level}"

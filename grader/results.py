@@ -1,0 +1,111 @@
+"""Running graded suites in-process and collecting what happened, test by test."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Iterable
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass, field
+
+import pytest
+
+from grader import paths
+from grader.catalog import Exercise
+
+logger = logging.getLogger(__name__)
+
+
+class HarnessError(RuntimeError):
+    """The grader itself failed (not the learner's code)."""
+
+
+@dataclass
+class TestResult:
+    """The outcome of one graded test against one variant."""
+
+    exercise: str
+    variant: str
+    name: str
+    outcome: str = "passed"  # passed | failed | error
+    message: str = ""
+    output: str = ""
+    points: int = 1
+    seconds: float = 0.0
+
+
+@dataclass
+class Collector:
+    """A pytest plugin object that records graded reports (and collection errors)."""
+
+    on_result: Callable[[TestResult], None] | None = None
+    results: dict[str, TestResult] = field(default_factory=dict)
+    collection_errors: list[str] = field(default_factory=list)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Fold setup/call/teardown reports into one result per test."""
+        props = dict(report.user_properties)
+        if "exercise" not in props:
+            return
+        result = self.results.get(report.nodeid)
+        if result is None:
+            name = report.nodeid.split("::", 1)[-1]
+            result = TestResult(
+                exercise=str(props["exercise"]),
+                variant=str(props["variant"]),
+                name=name,
+                points=int(props.get("points", 1)),
+            )
+            self.results[report.nodeid] = result
+        result.seconds += report.duration
+        if report.failed and result.outcome == "passed":
+            result.outcome = "failed" if report.when == "call" else "error"
+            result.message = str(report.longrepr) if report.longrepr else ""
+        output = "".join(content for _, content in report.sections)
+        if output:
+            result.output += output
+        if report.when == "teardown" and self.on_result is not None:
+            self.on_result(result)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """Remember collection failures: they are harness errors."""
+        if report.failed:
+            self.collection_errors.append(f"{report.nodeid}: {report.longrepr}")
+
+
+def run_suites(
+    exercises: Iterable[Exercise],
+    variant_kinds: list[str],
+    on_result: Callable[[TestResult], None] | None = None,
+    quiet: bool = True,
+) -> list[TestResult]:
+    """Run the hidden suites of ``exercises`` against the given variant kinds, in-process."""
+    chosen = [e for e in exercises if e.available]
+    if not chosen:
+        return []
+    levels = sorted({e.level for e in chosen})
+    args = [
+        *(str(paths.level_dir(level)) for level in levels),
+        f"--rootdir={paths.REPO_ROOT}",
+        "-c",
+        str(paths.REPO_ROOT / "pyproject.toml"),
+        f"--grader-only={','.join(e.id for e in chosen)}",
+        f"--grader-variants={','.join(variant_kinds)}",
+        "-p",
+        "no:cacheprovider",
+        "-W",
+        "ignore",
+    ]
+    if quiet:
+        args += ["-p", "no:terminal"]
+    collector = Collector(on_result=on_result)
+    sink = io.StringIO()
+    with redirect_stdout(sink), redirect_stderr(sink):
+        code = pytest.main(args, plugins=[collector])
+    if (
+        code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+        or collector.collection_errors
+    ):
+        details = "\n".join(collector.collection_errors) or sink.getvalue()[-3000:]
+        raise HarnessError(f"pytest exited with {code!r} while grading:\n{details}")
+    return list(collector.results.values())

@@ -1,0 +1,1 @@
+"""The hidden suites: one module per exercise, run against the learner's files by the plugin."""

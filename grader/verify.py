@@ -1,0 +1,222 @@
+"""`grader verify`: prove that every suite can fail and that the course is consistent.
+
+For every available exercise: the solution passes every test; the pristine stub fails
+every test as a failure (not a harness error); the stub's public API equals the
+solution's; every mutant is caught by at least one test; the catalog's stub hash is
+current; and every note link used by the catalog and the suites points at an anchor.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader import paths, variants
+from grader.catalog import Catalog, Exercise, git_blob_sha
+from grader.results import TestResult, run_suites
+
+ANCHOR = re.compile(r"""<a\s+(?:id|name)=["']([^"']+)["']""")
+
+
+@dataclass
+class ExerciseVerdict:
+    """What verify found for one exercise."""
+
+    exercise: Exercise
+    solution: tuple[int, int] = (0, 0)  # passed, total
+    stub: tuple[int, int] = (0, 0)  # failed cleanly, total
+    mutants: dict[str, list[str]] = field(default_factory=dict)  # mutant -> tests that caught it
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every check held."""
+        return not self.problems
+
+
+def public_api(path: Path) -> dict[str, str]:
+    """Public names of a module with their signatures (functions, classes, CONSTANTS)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    api: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and not node.name.startswith(
+            "_"
+        ):
+            api[node.name] = _signature(node)
+        elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+            api[node.name] = _class_shape(node)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for name in (t.id for t in targets if isinstance(t, ast.Name)):
+                if name.isupper() and node.value is not None:
+                    api[name] = ast.unparse(node.value)
+    return api
+
+
+def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
+    prefix = "async def" if isinstance(node, ast.AsyncFunctionDef) else "def"
+    returns = f" -> {ast.unparse(node.returns)}" if node.returns else ""
+    return f"{prefix} {node.name}({ast.unparse(node.args)}){returns}"
+
+
+def _class_shape(node: ast.ClassDef) -> str:
+    parts = [f"class {node.name}({', '.join(ast.unparse(b) for b in node.bases)})"]
+    for item in node.body:
+        if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+            parts.append(f"{item.target.id}: {ast.unparse(item.annotation)}")
+        elif isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and (
+            not item.name.startswith("_") or item.name == "__init__"
+        ):
+            parts.append(_signature(item))
+    return "; ".join(parts)
+
+
+def api_differences(stub: Path, solution: Path) -> list[str]:
+    """How the stub's public API differs from the solution's (empty when equal)."""
+    mine, theirs = public_api(stub), public_api(solution)
+    problems = []
+    for name in sorted(set(mine) | set(theirs)):
+        if name not in mine:
+            problems.append(f"stub lacks {name!r} ({theirs[name]})")
+        elif name not in theirs:
+            problems.append(f"stub has {name!r} that the solution does not")
+        elif mine[name] != theirs[name]:
+            problems.append(
+                f"{name!r} differs:\n      stub:     {mine[name]}\n      solution: {theirs[name]}"
+            )
+    return problems
+
+
+def anchors_of(note: Path) -> set[str]:
+    """Explicit anchors (``<a id="...">``) of a note."""
+    return set(ANCHOR.findall(note.read_text(encoding="utf-8"))) if note.is_file() else set()
+
+
+def suite_note_links(exercise: Exercise) -> set[str]:
+    """Every note link (``file.md#anchor``) used by the exercise and its suite's tests."""
+    links = {exercise.note}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = importlib.import_module(exercise.suite_module)
+    for name in dir(module):
+        for mark in getattr(getattr(module, name), "pytestmark", []):
+            if mark.name == "grade" and mark.kwargs.get("note"):
+                links.add(str(mark.kwargs["note"]))
+    return links
+
+
+def broken_links(links: Iterable[str], notes_dir: Path | None = None) -> list[str]:
+    """Links whose note or anchor does not exist."""
+    folder = notes_dir or paths.NOTES_DIR
+    problems = []
+    for link in sorted(set(links)):
+        file, _, anchor = link.partition("#")
+        note = folder / file
+        if not note.is_file():
+            problems.append(f"note link {link}: notes/{file} does not exist")
+        elif anchor and anchor not in anchors_of(note):
+            problems.append(f'note link {link}: no <a id="{anchor}"> in notes/{file}')
+    return problems
+
+
+def _static_checks(exercise: Exercise) -> list[str]:
+    problems = []
+    stub, solution = exercise.stub_path(), exercise.solution_path()
+    for path in (stub, solution):
+        if not path.is_file():
+            problems.append(f"{path.relative_to(paths.REPO_ROOT)} is missing")
+    if problems:
+        return problems
+    current = git_blob_sha(stub.read_bytes())
+    if exercise.stub_blob != current:
+        problems.append(
+            f"catalog stub_blob is {exercise.stub_blob} but the stub hashes to {current} "
+            "(changed the stub? run `grader verify --update-hashes`)"
+        )
+    problems += [f"API: {p}" for p in api_differences(stub, solution)]
+    problems += broken_links(suite_note_links(exercise))
+    try:
+        for mutant in variants.mutants_for(exercise):
+            mutant.apply((paths.SOLUTIONS_DIR / mutant.file).read_text(encoding="utf-8"))
+    except variants.MutantError as error:
+        problems.append(str(error))
+    return problems
+
+
+def verify(
+    catalog: Catalog,
+    exercises: list[Exercise] | None = None,
+    on_result: Callable[[TestResult], None] | None = None,
+) -> list[ExerciseVerdict]:
+    """Run every check for the available exercises (or the given ones)."""
+    chosen = [e for e in (exercises or list(catalog.exercises)) if e.available]
+    verdicts = {e.id: ExerciseVerdict(e, problems=_static_checks(e)) for e in chosen}
+    runnable = [e for e in chosen if not any("is missing" in p for p in verdicts[e.id].problems)]
+    kinds = [variants.SOLUTION, variants.STUB, variants.MUTANTS]
+    by_variant: dict[tuple[str, str], list[TestResult]] = defaultdict(list)
+    for result in run_suites(runnable, kinds, on_result=on_result):
+        by_variant[(result.exercise, result.variant)].append(result)
+    for exercise in runnable:
+        _judge(verdicts[exercise.id], by_variant)
+    return list(verdicts.values())
+
+
+def _judge(verdict: ExerciseVerdict, by_variant: dict[tuple[str, str], list[TestResult]]) -> None:
+    exercise = verdict.exercise
+    solution = by_variant.get((exercise.id, variants.SOLUTION), [])
+    passed = [r for r in solution if r.outcome == "passed"]
+    verdict.solution = (len(passed), len(solution))
+    if not solution:
+        verdict.problems.append("the suite collected no test")
+    for result in solution:
+        if result.outcome != "passed":
+            first = result.message.strip().splitlines()[:3]
+            verdict.problems.append(f"solution {result.outcome} {result.name}: {' / '.join(first)}")
+    stub = by_variant.get((exercise.id, variants.STUB), [])
+    clean = [r for r in stub if r.outcome == "failed"]
+    verdict.stub = (len(clean), len(stub))
+    for result in stub:
+        if result.outcome == "passed":
+            verdict.problems.append(f"the pristine stub passes {result.name}: the test cannot fail")
+        elif result.outcome == "error":
+            verdict.problems.append(f"the pristine stub errors (not fails) in {result.name}")
+    for mutant in variants.mutants_for(exercise):
+        name = f"mutant:{mutant.name}"
+        caught = [r.name for r in by_variant.get((exercise.id, name), []) if r.outcome == "failed"]
+        verdict.mutants[mutant.name] = caught
+        if not caught:
+            verdict.problems.append(f"mutant {mutant.name} survives: {mutant.description}")
+    if len(verdict.mutants) < 3:
+        verdict.problems.append(f"only {len(verdict.mutants)} mutant(s); at least 3 are required")
+
+
+def update_hashes(catalog_file: Path, exercises: Iterable[Exercise]) -> list[str]:
+    """Rewrite the stub_blob of each exercise in the catalog file; returns the ids changed."""
+    text = catalog_file.read_text(encoding="utf-8")
+    changed = []
+    for exercise in exercises:
+        stub = exercise.stub_path()
+        if not stub.is_file():
+            continue
+        current = git_blob_sha(stub.read_bytes())
+        if current == exercise.stub_blob:
+            continue
+        block = re.search(
+            rf'(\[\[exercise\]\]\nid = "{re.escape(exercise.id)}"\n)(.*?)(?=\n\[\[|\n# -|\Z)',
+            text,
+            re.S,
+        )
+        if block is None:
+            continue
+        body = re.sub(r'\nstub_blob = "[0-9a-f]*"', "", block.group(2))
+        body = body.rstrip("\n") + f'\nstub_blob = "{current}"\n'
+        text = text[: block.start(2)] + body + text[block.end(2) :]
+        changed.append(exercise.id)
+    catalog_file.write_text(text, encoding="utf-8")
+    return changed

@@ -1,0 +1,86 @@
+"""Level 1 reference solution: the scheduler as its own process, with a graceful shutdown.
+
+What it teaches (notes/07a_ap_scheduler_intro.md):
+    * one scheduler process, whatever the number of web workers: jobs run once per tick;
+    * SIGTERM (``docker stop``, Kubernetes, systemd) and SIGINT (Ctrl+C) only set a
+      ``threading.Event``; the main thread then calls ``shutdown(wait=True)`` so a running
+      job finishes instead of dying half-way;
+    * the process exits with status 0 after a requested stop, and logs "started"/"stopped".
+
+How to run:
+    cd solutions/apscheduler && python standalone_app.py
+    (stop it with Ctrl+C, or `kill -TERM <pid>` from another terminal)
+
+Settings come from SCHEDULER_* variables (see config.py).
+"""
+
+import logging
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from config import build_scheduler, load_settings
+
+HEARTBEAT_JOB_ID = "heartbeat"
+HEARTBEAT_SECONDS = 10
+
+logger = logging.getLogger(__name__)
+
+
+def heartbeat() -> None:
+    """Log one INFO line showing that the scheduler is alive."""
+    logger.info("heartbeat")
+
+
+def register_jobs(scheduler: BaseScheduler) -> None:
+    """Add the heartbeat job (every 10 s); safe to call again, it replaces the old one."""
+    scheduler.add_job(
+        heartbeat,
+        IntervalTrigger(seconds=HEARTBEAT_SECONDS, timezone=scheduler.timezone),
+        id=HEARTBEAT_JOB_ID,
+        name="heartbeat",
+        replace_existing=True,
+    )
+
+
+def main() -> int:
+    """Run the scheduler until SIGTERM or SIGINT, then stop it gracefully; return 0."""
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        scheduler = build_scheduler(load_settings())
+    except ValueError as error:  # pydantic's ValidationError names every bad field
+        logger.error("invalid scheduler settings: %s", error)
+        return 1
+    register_jobs(scheduler)
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        # Runs in the main thread between two bytecodes: do nothing but set the flag.
+        stop.set()
+
+    handled = (signal.SIGTERM, signal.SIGINT)
+    previous = {sig: signal.signal(sig, request_stop) for sig in handled}
+    try:
+        scheduler.start()
+        logger.info("scheduler started (pid %d); stop with SIGTERM or Ctrl+C", os.getpid())
+        stop.wait()
+        logger.info("stop requested, waiting for running jobs to finish")
+        scheduler.shutdown(wait=True)
+    finally:
+        for sig, handler in previous.items():  # leave the process as we found it
+            signal.signal(sig, handler)
+    logger.info("scheduler stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
