@@ -37,6 +37,14 @@ def _say(message: str) -> None:
     sys.stderr.flush()
 
 
+def _run_quietly(command: list[str]) -> None:
+    """Run a command; show its output only if it fails."""
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise subprocess.CalledProcessError(done.returncode, command)
+
+
 def install() -> None:
     """Create .venv if needed and install the project into it (quietly, with progress lines)."""
     if not _venv_python().exists():
@@ -45,10 +53,8 @@ def install() -> None:
     _say("installing dependencies into .venv (first run takes a minute)")
     quiet = ["--quiet", "--disable-pip-version-check"]
     python = str(_venv_python())
-    subprocess.run([python, "-m", "pip", "install", *quiet, "--upgrade", "pip"], check=True)
-    subprocess.run(
-        [python, "-m", "pip", "install", *quiet, "-e", f"{ROOT}[dev]"], check=True, cwd=ROOT
-    )
+    _run_quietly([python, "-m", "pip", "install", *quiet, "--upgrade", "pip"])
+    _run_quietly([python, "-m", "pip", "install", *quiet, "-e", f"{ROOT}[dev]"])
     STAMP.write_text(_wanted_stamp(), encoding="utf-8")
     _say("environment ready")
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
-EXERCISES_DIR = REPO_ROOT / "exercises"
+# Another learner's work can be graded by pointing here (a teacher grading a class).
+EXERCISES_DIR = Path(os.environ.get("CRONKATA_EXERCISES_DIR") or REPO_ROOT / "exercises").resolve()
 SOLUTIONS_DIR = REPO_ROOT / "solutions"
 NOTES_DIR = REPO_ROOT / "notes"
 SUITES_DIR = PACKAGE_DIR / "suites"

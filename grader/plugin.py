@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -31,6 +32,8 @@ from grader.targets import LoadError, Target
 
 DEFAULT_TIMEOUT = 10.0
 LOAD_TIMEOUT = 10.0
+# A cap on test timeouts for the harness's own robustness tests (a hang then costs seconds).
+TIMEOUT_CAP = float(os.environ.get("CRONKATA_TIMEOUT_CAP") or "inf")
 _DONE = pytest.StashKey[dict[str, list[TestReport]]]()
 GRADE_MARK = "grade"
 
@@ -215,6 +218,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if module is None:
             continue
         info = _grade_info(item)
+        item.extra_keyword_matches.add(module.exercise.id)  # `pytest -k <exercise id>`
         item.user_properties.extend(
             [
                 ("exercise", module.exercise.id),
@@ -273,7 +277,7 @@ def _run_batch(config: pytest.Config, items: list[pytest.Item]) -> dict[str, lis
                 item, _with_guidance(item, module.load_problem)
             )
         else:
-            timeout = float(_grade_info(item).get("timeout", DEFAULT_TIMEOUT))
+            timeout = min(float(_grade_info(item).get("timeout", DEFAULT_TIMEOUT)), TIMEOUT_CAP)
             runnable.append((item.nodeid, _child_work(item), timeout))
     results = sandbox.run_many(runnable, parallel)
     by_id = {item.nodeid: item for item in items}
@@ -403,6 +407,12 @@ def describe_failure(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseExcept
         return f"Not implemented yet: {error or 'this function'}{_learner_frame(excinfo, root)}"
     if isinstance(error, pytest.fail.Exception):
         return str(error.msg)
+    if isinstance(error, OSError) and error.errno == errno.EFBIG:
+        limit = sandbox.FILE_SIZE_LIMIT // (1024 * 1024)
+        return (
+            f"Your code wrote more than {limit} MB (output or files) and was stopped: "
+            f"an endless print or write loop?{_learner_frame(excinfo, root)}"
+        )
     if isinstance(error, AssertionError):
         return f"{error}{_learner_frame(excinfo, root)}"
     return f"Your code raised {type(error).__name__}: {error}{_learner_frame(excinfo, root)}"

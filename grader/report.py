@@ -80,11 +80,10 @@ STYLE = {PASSED: "green", NOT_STARTED: "dim", COMING_SOON: "dim italic", MISSING
 def render(console: Console, catalog: Catalog, found: list[ExerciseStatus]) -> None:
     """Print the progress table, the overall progress and the next step."""
     table = Table(title="cronkata progress", show_lines=False, expand=False)
-    table.add_column("level", justify="right")
-    table.add_column("exercise")
-    table.add_column("file")
-    table.add_column("status")
-    table.add_column("points", justify="right")
+    table.add_column("level", justify="right", no_wrap=True)
+    table.add_column("exercise", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("points", justify="right", no_wrap=True)
     for level in catalog.levels:
         rows = [s for s in found if s.exercise.level == level.number]
         for index, status in enumerate(rows):
@@ -94,7 +93,6 @@ def render(console: Console, catalog: Catalog, found: list[ExerciseStatus]) -> N
             table.add_row(
                 f"{level.number} {level.title}" if index == 0 else "",
                 status.exercise.id,
-                f"exercises/level{level.number}/{status.exercise.file}",
                 f"[{style}]{label}[/{style}]",
                 points,
             )

@@ -87,6 +87,8 @@ def run_suites(
     args = [
         *(str(paths.level_dir(level)) for level in levels),
         f"--rootdir={paths.REPO_ROOT}",
+        "-p",
+        "grader.plugin",
         "-c",
         str(paths.REPO_ROOT / "pyproject.toml"),
         f"--grader-only={','.join(e.id for e in chosen)}",

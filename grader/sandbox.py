@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 logger = logging.getLogger(__name__)
 
 MAX_OUTPUT_CHARS = 4000
-FILE_SIZE_LIMIT = 256 * 1024 * 1024
+FILE_SIZE_LIMIT = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)

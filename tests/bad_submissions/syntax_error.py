@@ -1,0 +1,5 @@
+"""A learner's file with a syntax error."""
+
+
+def build_scheduler(:
+    pass
