@@ -6,6 +6,7 @@ import difflib
 import shutil
 import subprocess
 import sys
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -185,14 +186,32 @@ def reset(exercise: str) -> None:
             backup = paths.STATE_DIR / "backups" / stamp / target.relative_to(paths.EXERCISES_DIR)
             backup.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(target, backup)
-            console.print(f"{item.id}: your file is saved as {backup.relative_to(paths.REPO_ROOT)}")
+            console.print(f"{item.id}: your file is saved as {backup}")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(done.stdout)
-        console.print(f"{item.id}: restored {target.relative_to(paths.REPO_ROOT)}")
+        console.print(f"{item.id}: restored exercises/level{item.level}/{item.file}")
+
+
+@cli.command(
+    name="test",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+)
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+def test_command(pytest_args: tuple[str, ...]) -> None:
+    """Run the full test suite of the project (pytest; extra arguments are passed on)."""
+    done = subprocess.run([sys.executable, "-m", "pytest", *pytest_args], cwd=paths.REPO_ROOT)
+    raise SystemExit(done.returncode)
+
+
+@cli.command()
+def setup() -> None:
+    """Prepare .venv (every command does it on first use); prints where it is."""
+    console.print(f"environment ready: {sys.prefix}")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line of error and exit 2 for bad usage, 3 when the harness fails."""
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     try:
         code = cli.main(args=argv, prog_name="grader", standalone_mode=False)
     except click.UsageError as error:

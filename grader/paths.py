@@ -14,7 +14,7 @@ NOTES_DIR = REPO_ROOT / "notes"
 SUITES_DIR = PACKAGE_DIR / "suites"
 MUTANTS_DIR = PACKAGE_DIR / "mutants"
 CATALOG_FILE = PACKAGE_DIR / "catalog.toml"
-STATE_DIR = REPO_ROOT / ".grader"
+STATE_DIR = Path(os.environ.get("CRONKATA_STATE_DIR") or REPO_ROOT / ".grader")
 
 
 def level_dir(level: int) -> Path:

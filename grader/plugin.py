@@ -16,7 +16,7 @@ import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -268,11 +268,11 @@ def _run_batch(config: pytest.Config, items: list[pytest.Item]) -> dict[str, lis
         module.record_probe(probes[module.nodeid])
     config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]  # one base for all children
     reports: dict[str, list[TestReport]] = {}
-    runnable = []
+    runnable: list[tuple[str, Any, float]] = []
     for item in items:
-        module = item.getparent(ExerciseModule)
-        assert module is not None
-        if module.load_problem is not None:
+        owner = item.getparent(ExerciseModule)
+        assert owner is not None
+        if owner.load_problem is not None:
             reports[item.nodeid] = _synthetic_reports(
                 item, _with_guidance(item, module.load_problem)
             )
@@ -421,9 +421,9 @@ def describe_failure(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseExcept
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
-) -> Iterator[None] | TestReport:
+) -> Generator[None, TestReport, TestReport]:
     """Replace tracebacks of graded tests by a teaching message."""
-    report: TestReport = yield
+    report = yield
     if (
         item.getparent(ExerciseModule) is not None
         and call.excinfo is not None

@@ -54,7 +54,7 @@ class Collector:
                 exercise=str(props["exercise"]),
                 variant=str(props["variant"]),
                 name=name,
-                points=int(props.get("points", 1)),
+                points=int(str(props.get("points", 1))),
             )
             self.results[report.nodeid] = result
         result.seconds += report.duration

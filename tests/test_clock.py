@@ -34,6 +34,5 @@ def test_moving_with_a_zoned_datetime_keeps_the_process_zone() -> None:
 def test_rejects_naive_datetimes_and_moving_back() -> None:
     with pytest.raises(ClockError, match="naive"):
         VirtualClock(datetime(2026, 1, 5))
-    with VirtualClock(START) as clock:
-        with pytest.raises(ClockError, match="back"):
-            clock.move_to(START - timedelta(seconds=1))
+    with VirtualClock(START) as clock, pytest.raises(ClockError, match="back"):
+        clock.move_to(START - timedelta(seconds=1))

@@ -6,6 +6,7 @@ Job defaults are checked through their effect on a job, not through private attr
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -39,7 +40,7 @@ def _settings_dict(settings: object) -> dict[str, object]:
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment():
+def _clean_environment() -> Iterator[None]:
     with environment(), machine_zone("America/Los_Angeles"):
         yield
 

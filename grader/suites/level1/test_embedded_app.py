@@ -7,6 +7,7 @@ leaving its context. Threads are real in the lifecycle tests and virtual elsewhe
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -32,7 +33,7 @@ def _scheduler_threads() -> list[str]:
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment():
+def _clean_environment() -> Iterator[None]:
     with environment({"SCHEDULER_TIMEZONE": "Asia/Shanghai"}):
         yield
 
@@ -44,8 +45,9 @@ def _clean_environment():
 )
 def test_lifespan_starts_the_scheduler(target: Target) -> None:
     module = target.load(FILE)
-    with TestClient(module.create_app()) as client:
-        scheduler = getattr(client.app.state, "scheduler", None)
+    app = module.create_app()
+    with TestClient(app) as client:
+        scheduler = getattr(app.state, "scheduler", None)
         health = client.get("/health")
         running = bool(getattr(scheduler, "running", False))
     expect(scheduler is not None, "The lifespan must store the scheduler on app.state.scheduler.")
@@ -61,8 +63,9 @@ def test_lifespan_starts_the_scheduler(target: Target) -> None:
 )
 def test_lifespan_shutdown_leaves_no_scheduler_thread(target: Target) -> None:
     module = target.load(FILE)
-    with TestClient(module.create_app()) as client:
-        scheduler = client.app.state.scheduler
+    app = module.create_app()
+    with TestClient(app):
+        scheduler = app.state.scheduler
         expect(_scheduler_threads(), "While the app runs, the scheduler's thread should be alive.")
     leftover = _scheduler_threads()
     still_running = [s for s in running_schedulers() if s is scheduler]
@@ -80,7 +83,8 @@ def test_lifespan_shutdown_leaves_no_scheduler_thread(target: Target) -> None:
 )
 def test_jobs_endpoint_shows_next_run_time_with_offset(target: Target) -> None:
     module = target.load(FILE)
-    with simulate(T0), TestClient(module.create_app()) as client:
+    app = module.create_app()
+    with simulate(T0), TestClient(app) as client:
         response = client.get("/jobs")
     expect_equal(response.status_code, 200, "GET /jobs status")
     body = response.json()
@@ -112,8 +116,9 @@ def test_jobs_endpoint_shows_next_run_time_with_offset(target: Target) -> None:
 )
 def test_jobs_endpoint_lists_every_job_sorted_by_id(target: Target) -> None:
     module = target.load(FILE)
-    with simulate(T0), TestClient(module.create_app()) as client:
-        scheduler = client.app.state.scheduler
+    app = module.create_app()
+    with simulate(T0), TestClient(app) as client:
+        scheduler = app.state.scheduler
         scheduler.add_job(module.heartbeat, "interval", seconds=1, id="zz_fast")
         scheduler.add_job(module.heartbeat, "interval", hours=1, id="aa_slow")
         response = client.get("/jobs")
@@ -132,8 +137,9 @@ def test_jobs_endpoint_lists_every_job_sorted_by_id(target: Target) -> None:
 )
 def test_jobs_endpoint_shows_null_for_a_paused_job(target: Target) -> None:
     module = target.load(FILE)
-    with simulate(T0), TestClient(module.create_app()) as client:
-        client.app.state.scheduler.pause_job("heartbeat")
+    app = module.create_app()
+    with simulate(T0), TestClient(app) as client:
+        app.state.scheduler.pause_job("heartbeat")
         response = client.get("/jobs")
     expect_equal(response.status_code, 200, "GET /jobs status with a paused job")
     expect_equal(
@@ -172,7 +178,8 @@ def test_restarts_with_a_persistent_store_keep_one_job(target: Target, tmp_path:
     bodies = []
     with environment({"SCHEDULER_TIMEZONE": "Asia/Shanghai", "SCHEDULER_JOBSTORE_URL": url}):
         for _ in range(3):  # three deploys of the same app
-            with simulate(T0), TestClient(module.create_app()) as client:
+            app = module.create_app()
+            with simulate(T0), TestClient(app) as client:
                 bodies.append([job["id"] for job in client.get("/jobs").json()])
     expect_equal(
         bodies,

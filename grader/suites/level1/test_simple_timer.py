@@ -7,6 +7,7 @@ Asia/Shanghai, so a naive datetime or a forgotten `timezone=` shows up as wrong 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -23,7 +24,7 @@ T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai, 17:00 (day bef
 
 
 @pytest.fixture(autouse=True)
-def _machine_in_los_angeles():
+def _machine_in_los_angeles() -> Iterator[None]:
     with machine_zone("America/Los_Angeles"):
         yield
 

@@ -1,0 +1,107 @@
+"""The `grader` command line: report, check, compare, reset, and its errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from grader import paths
+from grader.catalog import catalog, git_blob_sha
+
+
+def test_report_lists_every_level_and_exits_0_on_a_fresh_checkout(
+    run_grader, tmp_path: Path
+) -> None:
+    out = tmp_path / "results.json"
+    done = run_grader("report", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    for level in catalog().levels:
+        assert f"{level.number} {level.title}" in done.stdout
+    assert "not started" in done.stdout
+    assert "coming soon" in done.stdout or all(e.available for e in catalog().exercises)
+    assert "Next: edit exercises/level1/level1_simple_timer.py" in done.stdout
+
+
+def test_report_json_has_the_exercism_v3_shape_plus_points(run_grader, tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    run_grader("report", "--json", str(out))
+    data = json.loads(out.read_text())
+    assert data["version"] == 3
+    assert data["status"] in {"pass", "fail", "error"}
+    assert data["tests"], "every graded test is listed"
+    for test in data["tests"]:
+        assert set(test) >= {"name", "status", "message", "output", "task_id", "points"}
+        assert test["status"] in {"pass", "fail", "error"}
+    assert data["max_points"] == sum(t["max_points"] for t in data["tests"])
+    ids = {e["id"] for e in data["exercises"]}
+    assert ids == {e.id for e in catalog().exercises}
+
+
+def test_report_counts_progress_of_a_solved_level(
+    run_grader, solved_exercises: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "results.json"
+    done = run_grader(
+        "report", "--json", str(out), env={"CRONKATA_EXERCISES_DIR": str(solved_exercises)}
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text())
+    level1 = [e for e in data["exercises"] if e["level"] == 1]
+    assert {e["status"] for e in level1} == {"passed"}
+    assert all(e["points"] == e["max_points"] > 0 for e in level1)
+
+
+def test_check_grades_one_exercise_and_exits_1_while_it_fails(run_grader) -> None:
+    done = run_grader("check", "simple_timer")
+    assert done.returncode == 1
+    assert "FAIL simple_timer :: test_heartbeat_runs_every_5_seconds_from_start" in done.stdout
+    assert "Not implemented yet" in done.stdout
+    assert "read: notes/07a_ap_scheduler_intro.md#interval-trigger" in done.stdout
+    assert "apscheduler_config" not in done.stdout
+
+
+def test_check_exits_0_when_the_exercise_passes(run_grader, solved_exercises: Path) -> None:
+    done = run_grader(
+        "check", "simple_timer", env={"CRONKATA_EXERCISES_DIR": str(solved_exercises)}
+    )
+    assert done.returncode == 0, done.stdout
+    assert "FAIL" not in done.stdout
+
+
+def test_compare_shows_a_diff_and_both_outcomes(run_grader) -> None:
+    done = run_grader("compare", "simple_timer")
+    assert done.returncode == 0, done.stderr
+    assert "--- exercises/level1/level1_simple_timer.py" in done.stdout
+    assert "+++ solutions/level1_simple_timer.py" in done.stdout
+    assert "test_heartbeat_runs_every_5_seconds_from_start" in done.stdout
+    assert "passed" in done.stdout and "failed" in done.stdout
+
+
+def test_unknown_exercise_is_one_line_and_exit_2(run_grader) -> None:
+    done = run_grader("check", "no_such_exercise")
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0
+    assert "unknown exercise 'no_such_exercise'" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_unknown_level_and_bad_option_are_one_line_and_exit_2(run_grader) -> None:
+    for args in (("check", "level9"), ("report", "--no-such-option"), ("frobnicate",)):
+        done = run_grader(*args)
+        assert done.returncode == 2, args
+        assert done.stderr.strip().count("\n") == 0, done.stderr
+        assert done.stderr.startswith("grader: error:"), done.stderr
+
+
+def test_reset_restores_the_pristine_stub_and_keeps_a_backup(run_grader, tmp_path: Path) -> None:
+    exercises = tmp_path / "exercises"
+    shutil.copytree(paths.EXERCISES_DIR, exercises)
+    mine = exercises / "level1" / "level1_simple_timer.py"
+    mine.write_text("# my attempt\n")
+    env = {"CRONKATA_EXERCISES_DIR": str(exercises), "CRONKATA_STATE_DIR": str(tmp_path / "state")}
+    done = run_grader("reset", "simple_timer", env=env)
+    assert done.returncode == 0, done.stderr
+    assert git_blob_sha(mine.read_bytes()) == catalog().exercise("simple_timer").stub_blob
+    backups = list((tmp_path / "state" / "backups").rglob("level1_simple_timer.py"))
+    assert [b.read_text() for b in backups] == ["# my attempt\n"]

@@ -1,0 +1,55 @@
+"""`grader verify`: its checks, and the whole course passing them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from grader.catalog import catalog
+from grader.variants import Mutant, MutantError, mutants_for
+from grader.verify import api_differences, broken_links
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_api_differences_compare_names_signatures_and_constants(tmp_path: Path) -> None:
+    solution = write(tmp_path / "s.py", "X = 5\ndef f(a: int) -> int:\n    return a\n")
+    same = write(tmp_path / "a.py", "X = 5\ndef f(a: int) -> int:\n    raise NotImplementedError\n")
+    other = write(
+        tmp_path / "b.py", "X = 6\ndef f(a: str) -> int:\n    raise NotImplementedError\n"
+    )
+    assert api_differences(same, solution) == []
+    problems = api_differences(other, solution)
+    assert len(problems) == 2 and "'X' differs" in problems[0] and "'f' differs" in problems[1]
+
+
+def test_a_mutant_whose_edit_no_longer_applies_is_reported() -> None:
+    mutant = Mutant("x", "m", "d", "f.py", (("needle", "pin"),))
+    assert mutant.apply("a needle") == "a pin"
+    with pytest.raises(MutantError, match="occurs 0 times"):
+        mutant.apply("nothing here")
+    with pytest.raises(MutantError, match="occurs 2 times"):
+        mutant.apply("needle needle")
+
+
+def test_broken_note_links_are_found(tmp_path: Path) -> None:
+    write(tmp_path / "n.md", '<a id="here"></a>\n## Here\n')
+    assert broken_links(["n.md#here", "n.md"], tmp_path) == []
+    assert len(broken_links(["n.md#gone", "missing.md"], tmp_path)) == 2
+
+
+def test_every_available_exercise_has_at_least_three_mutants() -> None:
+    for exercise in catalog().exercises:
+        if exercise.available:
+            assert len(mutants_for(exercise)) >= 3, exercise.id
+
+
+@pytest.mark.timeout(600)
+def test_grader_verify_passes_for_the_whole_course(run_grader) -> None:
+    done = run_grader("verify", timeout=590)
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
+    assert "verified" in done.stdout
