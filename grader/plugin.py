@@ -274,7 +274,7 @@ def _run_batch(config: pytest.Config, items: list[pytest.Item]) -> dict[str, lis
         assert owner is not None
         if owner.load_problem is not None:
             reports[item.nodeid] = _synthetic_reports(
-                item, _with_guidance(item, module.load_problem)
+                item, _with_guidance(item, owner.load_problem)
             )
         else:
             timeout = min(float(_grade_info(item).get("timeout", DEFAULT_TIMEOUT)), TIMEOUT_CAP)

@@ -15,6 +15,8 @@ from grader import paths
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
+collect_ignore = ["bad_submissions"]  # fixtures of broken learner code, not tests
+
 
 @pytest.fixture
 def run_grader() -> Run:

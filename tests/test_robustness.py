@@ -26,7 +26,7 @@ CASES: dict[str, str | tuple[str, ...]] = {
     "blocking_import": "did not finish within",
     "endless_loop": "did not finish within",
     "sys_exit_at_import": "sys.exit()",
-    "os_exit_in_test": "os._exit()",
+    "os_exit_during_call": "os._exit()",
     "leaked_thread": "non-daemon thread",
     "flood_output": ("wrote more than", "did not finish within"),  # whichever limit hits first
 }
