@@ -86,6 +86,53 @@ def check(exercise: str) -> None:
     raise SystemExit(0 if passed == len(results) else 1)
 
 
+def _grade_and_show(chosen: list[Exercise]) -> None:
+    with console.status(f"grading {', '.join(e.id for e in chosen)}..."):
+        results = run_suites(chosen, [variants.LEARNER])
+    _print_results([r for r in results if r.outcome != "passed"][:3] or results)
+    for item in chosen:
+        mine = [r for r in results if r.exercise == item.id]
+        passed = sum(r.outcome == "passed" for r in mine)
+        state = "[green]passed[/green]" if passed == len(mine) else f"{passed}/{len(mine)} passed"
+        console.print(f"{item.id}: {state}")
+
+
+@cli.command()
+@click.argument("exercise", required=False)
+@click.option("--runs", type=int, default=None, hidden=True, help="stop after N re-gradings")
+def watch(exercise: str | None, runs: int | None) -> None:
+    """Re-grade an exercise each time you save its file (Ctrl+C stops)."""
+    from watchfiles import watch as watch_files
+
+    course = catalog()
+    watched = _select(exercise) if exercise else [e for e in course.exercises if e.available]
+    by_file = {e.stub_path().resolve(): e for e in watched}
+    folders = sorted({str(path.parent) for path in by_file})
+    console.print(f"watching {len(by_file)} file(s); save one to grade it (Ctrl+C stops)")
+    if exercise:
+        _grade_and_show(watched)
+    done = 0
+    ready = False
+    try:
+        for changes in watch_files(
+            *folders, debounce=300, rust_timeout=500, yield_on_timeout=True, raise_interrupt=False
+        ):
+            if not ready:
+                console.print("waiting for changes...")
+                ready = True
+            files = sorted({Path(change[1]).resolve() for change in changes})
+            changed = [by_file[path] for path in files if path in by_file]
+            if not changed:
+                continue
+            console.rule(f"{datetime.now():%H:%M:%S} {', '.join(e.id for e in changed)}")
+            _grade_and_show(changed)
+            done += 1
+            if runs is not None and done >= runs:
+                break
+    except KeyboardInterrupt:
+        pass
+
+
 @cli.command()
 @click.argument("exercise")
 def compare(exercise: str) -> None:

@@ -64,3 +64,18 @@ def test_a_malformed_catalog_is_rejected_with_a_reason(tmp_path: Path) -> None:
 def test_no_exercise_tree_has_an_init_file_that_could_shadow_a_library() -> None:
     for tree in (paths.REPO_ROOT / "exercises", paths.SOLUTIONS_DIR):
         assert not list(tree.rglob("__init__.py"))
+
+
+def _exercise_section(note: Path) -> str:
+    text = note.read_text(encoding="utf-8")
+    start = text.find('<a id="exercises"></a>')
+    assert start >= 0, f"{note.name} has no exercises section"
+    return text[start:]
+
+
+@pytest.mark.parametrize("exercise", AVAILABLE, ids=lambda e: e.id)
+def test_the_note_of_an_exercise_lists_it_with_its_stub(exercise) -> None:
+    note = paths.NOTES_DIR / exercise.note.partition("#")[0]
+    section = _exercise_section(note)
+    assert exercise.id in section, f"{note.name} does not name exercise {exercise.id}"
+    assert f"exercises/level{exercise.level}/{exercise.file}" in section

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from grader import paths
@@ -105,3 +108,33 @@ def test_reset_restores_the_pristine_stub_and_keeps_a_backup(run_grader, tmp_pat
     assert git_blob_sha(mine.read_bytes()) == catalog().exercise("simple_timer").stub_blob
     backups = list((tmp_path / "state" / "backups").rglob("level1_simple_timer.py"))
     assert [b.read_text() for b in backups] == ["# my attempt\n"]
+
+
+def test_watch_regrades_an_exercise_when_its_file_is_saved(tmp_path: Path) -> None:
+    exercises = tmp_path / "exercises"
+    shutil.copytree(paths.EXERCISES_DIR, exercises)
+    env = {
+        **os.environ,
+        "CRONKATA_EXERCISES_DIR": str(exercises),
+        "COLUMNS": "200",
+        "PYTHONUNBUFFERED": "1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "grader", "watch", "simple_timer", "--runs", "1"],
+        cwd=paths.REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    seen = ""
+    for line in process.stdout:  # the first grading (the pristine stub fails), then ready
+        seen += line
+        if line.startswith("waiting for changes"):
+            break
+    assert "simple_timer: 0/5 passed" in seen
+    shutil.copy(paths.SOLUTIONS_DIR / "level1_simple_timer.py", exercises / "level1")
+    rest, _ = process.communicate(timeout=60)
+    assert process.returncode == 0
+    assert "simple_timer: passed" in rest
