@@ -113,13 +113,6 @@ def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Col
     return GradedDirectory.from_parent(parent, path=path, level=level)
 
 
-def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """Learner files are never collected as tests themselves."""
-    if collection_path.is_file() and _level_of(collection_path) is not None:
-        return None if collection_path.suffix == ".py" else True
-    return None
-
-
 class GradedDirectory(pytest.Directory):
     """A folder of `exercises/levelN`: yields the graded exercises and sub-folders in it."""
 
