@@ -98,6 +98,7 @@ class SchedulerSimulation:
         self.firings: list[Firing] = []
         self.leaked: list[BaseScheduler] = []
         self._patches = ExitStack()
+        self._holds: list[tuple[Any, str, datetime]] = []  # (executor, job id, until)
 
     # -- context management -------------------------------------------------------------
 
@@ -174,8 +175,46 @@ class SchedulerSimulation:
                     candidates.append(as_utc(moment))
         return min(candidates, default=None)
 
+    def hold(
+        self, job_id: str, until: datetime | timedelta, scheduler: BaseScheduler | None = None
+    ) -> None:
+        """Pretend one run of ``job_id`` is still going on until ``until`` (a time or a span).
+
+        Jobs run instantly in a simulation, so runs never overlap by themselves. A held job
+        counts as running in its executor (what ``max_instances`` checks), so a run due
+        before ``until`` is skipped with ``EVENT_JOB_MAX_INSTANCES`` (outcome "skipped").
+        ``scheduler`` defaults to the first running scheduler that has the job.
+        """
+        end = as_utc(self.clock.now() + until if isinstance(until, timedelta) else until)
+        owner = scheduler or next(
+            (
+                s
+                for s in self.schedulers
+                if s.state != STATE_STOPPED and s.get_job(job_id) is not None
+            ),
+            None,
+        )
+        job = owner.get_job(job_id) if owner is not None else None
+        if owner is None or job is None:
+            raise SimulationError(f"no running scheduler of this simulation has a job {job_id!r}")
+        executor = owner._lookup_executor(job.executor)
+        with executor._lock:
+            executor._instances[job_id] += 1
+        self._holds.append((executor, job_id, end))
+
+    def _release_holds(self) -> None:
+        now = self.clock.now()
+        for hold in [h for h in self._holds if h[2] <= now]:
+            executor, job_id, _ = hold
+            with executor._lock:
+                executor._instances[job_id] -= 1
+                if executor._instances[job_id] <= 0:
+                    del executor._instances[job_id]
+            self._holds.remove(hold)
+
     def process(self) -> None:
         """Let every running scheduler run the jobs that are due now."""
+        self._release_holds()
         for scheduler in list(self.schedulers):
             if scheduler.state == STATE_RUNNING:
                 scheduler._process_jobs()
@@ -210,7 +249,7 @@ class SchedulerSimulation:
 
     # -- what happened --------------------------------------------------------------------
 
-    def runs(self, job_id: str | None = None, outcome: str = "executed") -> list[Firing]:
+    def runs(self, job_id: str | None = None, outcome: str | None = "executed") -> list[Firing]:
         """Recorded firings, filtered by job id and outcome (``None`` for any outcome)."""
         return [
             f
