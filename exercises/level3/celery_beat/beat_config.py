@@ -1,0 +1,68 @@
+"""Exercise celery_beat_config (level 3): the beat schedule, in one configuration module.
+
+Read first: notes/07c_celery_beat_intro.md (sections "beat_schedule", "Schedules",
+"crontab" and "Entry options").
+
+This file is a Celery *configuration module*: tasks.py loads it with
+``app.config_from_object(beat_config)``, and Celery then reads its lowercase names
+(``timezone``, ``enable_utc``, ``beat_schedule``). The worker, beat and the web app all
+share the one app, so this file is the one source of truth for beat settings.
+
+You will use ``datetime.timedelta`` for an interval entry and
+``celery.schedules.crontab`` for calendar entries. Refer to tasks by their registered
+names ("cronkata.cleanup"), never by importing them.
+
+Keep the names, signatures and constants below exactly as they are: the hidden tests
+import them. Replace each ``raise NotImplementedError(...)`` with your code.
+
+Check your work:  pytest exercises/level3/celery_beat/beat_config.py
+Try it by hand:   cd exercises/level3/celery_beat
+                  CELERY_BEAT_DEMO_SECONDS=2 celery -A tasks beat -l INFO -s /tmp/beat-schedule
+"""
+
+from typing import Any
+
+TIMEZONE = "Asia/Shanghai"
+DEMO_ENV = "CELERY_BEAT_DEMO_SECONDS"
+MAINTENANCE_QUEUE = "maintenance"
+
+CLEANUP_ENTRY = "cleanup-every-10-minutes"
+CLEANUP_EVERY_SECONDS = 600
+REPORT_ENTRY = "daily-report-0800"
+REPORT_HOUR = 8
+REPORT_MINUTE = 0
+PURGE_ENTRY = "weekday-purge-0300"
+PURGE_HOUR = 3
+PURGE_MAX_AGE_SECONDS = 600
+
+
+def build_beat_schedule(demo_seconds: float | None = None) -> dict[str, dict[str, Any]]:
+    """Return the beat schedule: a dict of three entries, keyed by the *_ENTRY names.
+
+    Each entry is a dict with "task" (a task name), "schedule", optional "args" /
+    "kwargs", and "options":
+
+      * CLEANUP_ENTRY: task "cronkata.cleanup" every CLEANUP_EVERY_SECONDS seconds (an
+        interval: a ``timedelta``; its first send is one period after beat starts);
+      * REPORT_ENTRY: task "cronkata.daily_report" every day at REPORT_HOUR:REPORT_MINUTE
+        (08:00) in TIMEZONE (a ``crontab``; mind the order of its arguments);
+      * PURGE_ENTRY: task "cronkata.cleanup" with kwargs
+        {"max_age_seconds": PURGE_MAX_AGE_SECONDS}, Monday to Friday at PURGE_HOUR:00.
+
+    Every entry's "options" send it to the MAINTENANCE_QUEUE queue ("queue") and make
+    the message expire ("expires", in seconds) before the entry's next send: a message
+    that waited longer than one period is stale, and is dropped instead of run late.
+
+    ``demo_seconds``, when given, replaces CLEANUP_EVERY_SECONDS for the cleanup entry
+    (and its expires stays shorter than that), so that beat can be watched by hand.
+    """
+    raise NotImplementedError("return the three entries: task, schedule and options each")
+
+
+# -- the settings Celery reads (app.config_from_object(beat_config)) ---------------------------
+timezone = TIMEZONE  # crontab hours are wall-clock hours in this zone (without it: UTC)
+enable_utc = True  # messages and results carry UTC times; only the schedule is local
+
+# TODO: beat_schedule = build_beat_schedule(seconds), where seconds is the value of the
+# environment variable DEMO_ENV as a float when it is set (and not empty), else None.
+beat_schedule: dict[str, dict[str, Any]] = {}

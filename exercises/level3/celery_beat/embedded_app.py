@@ -1,0 +1,108 @@
+"""Exercise celery_embedded (level 3): a FastAPI app that hands work to Celery.
+
+Read first: notes/07d_celery_beat_advanced.md (sections "FastAPI and Celery" and
+"Canvas"). Do the celery_tasks exercise first: this file sends its tasks.
+
+Nothing runs inside the web process: endpoints only *send* messages and read states from
+the result backend. Endpoints:
+
+  * ``POST /tasks/notify`` with a NotifyRequest body: send ``cronkata.notify`` with the
+    body's notification_id, user_id and message; answer 202 with ``{"task_id": ...}``;
+  * ``POST /workflows`` with a WorkflowRequest body: send ``build_workflow(kind,
+    numbers)``; answer 202 with ``{"task_id": ...}`` (for a group: the group's id);
+  * ``GET /tasks/{task_id}``: answer 200 with ``task_status(task_id)``.
+
+Invalid bodies are answered 422 by FastAPI once the models below carry the constraints.
+
+Keep the names, signatures and constants below exactly as they are: the hidden tests
+import them (``celery_app`` too). Replace each ``raise NotImplementedError(...)``.
+
+Check your work:  pytest exercises/level3/celery_beat/embedded_app.py
+Try it by hand:   cd exercises/level3/celery_beat && uvicorn embedded_app:app
+                  (with a worker running: python standalone_worker.py)
+"""
+
+import logging
+from typing import Any, Literal
+
+from celery.canvas import Signature
+from fastapi import FastAPI
+from pydantic import BaseModel
+from tasks import app as celery_app  # noqa: F401  (the tests use it; send through it)
+
+MAX_NUMBERS = 100
+
+logger = logging.getLogger(__name__)
+
+
+class NotifyRequest(BaseModel):
+    """The body of POST /tasks/notify.
+
+    TODO: constrain the fields with pydantic's Field: notification_id 1 to 64
+    characters, user_id > 0, message 1 to 500 characters.
+    """
+
+    notification_id: str
+    user_id: int
+    message: str
+
+
+class WorkflowRequest(BaseModel):
+    """The body of POST /workflows.
+
+    TODO: numbers must hold 1 to MAX_NUMBERS integers (Field(min_length=..., max_length=...)).
+    """
+
+    kind: Literal["chain", "group", "chord"]
+    numbers: list[int]
+
+
+class TaskAccepted(BaseModel):
+    """The answer of an endpoint that queued work: where to ask for its state."""
+
+    task_id: str
+
+
+class TaskStatus(BaseModel):
+    """The state of a task (or a saved group) and its result or error."""
+
+    task_id: str
+    state: str
+    result: Any = None
+    error: str | None = None
+
+
+def build_workflow(kind: str, numbers: list[int]) -> Signature:
+    """Return the canvas for ``kind`` over ``numbers`` (tasks add, square, total of tasks.py).
+
+    * "chain": ``add.s(0, n0) | add.s(n1) | add.s(n2) ...``: its result is sum(numbers);
+    * "group": ``square.s(n)`` for each n, in parallel: the list of squares;
+    * "chord": that group, then ``total.s()`` on its results: the sum of the squares.
+    """
+    raise NotImplementedError("build a chain, a group or a chord of signatures")
+
+
+def task_status(task_id: str) -> TaskStatus:
+    """Return the state of ``task_id`` from the result backend (never wait for it).
+
+    If ``GroupResult.restore(task_id, app=celery_app)`` finds a saved group: "PENDING"
+    until it is ready, then "SUCCESS" with the list of its results (or "FAILURE").
+    Otherwise use ``celery_app.AsyncResult(task_id)``: its ``state`` (PENDING, STARTED,
+    RETRY, SUCCESS, FAILURE), the ``result`` when SUCCESS, and when FAILURE an ``error``
+    string "<ExceptionType>: <message>" (``.result`` is then the exception itself).
+    """
+    raise NotImplementedError("read the state (and result or error) from the backend")
+
+
+def create_app() -> FastAPI:
+    """Return a NEW FastAPI app with the three endpoints described at the top.
+
+    After sending a group, call ``result.save()``: a group id is not a task id, and
+    task_status can only restore a group that was saved.
+    """
+    raise NotImplementedError("FastAPI() with POST /tasks/notify, POST /workflows, GET /tasks/{id}")
+
+
+# TODO: once create_app works, replace this line with `app = create_app()`
+# so that `uvicorn embedded_app:app` finds the app.
+app: FastAPI | None = None

@@ -1,0 +1,220 @@
+"""Run Celery tasks as a worker would, without a broker process: retries, Redis, a worker.
+
+- `run_like_worker(task, ...)` runs a task with its retries and records every attempt and
+  every retry countdown. It uses ``task.apply(throw=False)``: a retry re-runs the task at
+  once (countdowns are recorded from the ``task_retry`` signal, not waited for) and the
+  final failure reaches ``on_failure`` once, as in a worker. ``task_eager_propagates`` is
+  off meanwhile (a worker ignores it): with it, an ``autoretry_for`` task raises ``Retry``
+  after one attempt and no retry runs.
+- `controlled_jitter(pick)` makes Celery's full jitter deterministic: it replaces the
+  random source of ``celery.utils.time.get_exponential_backoff_interval`` (``randrange``)
+  and records each bound it was asked for.
+- `fake_redis(module)`: a fresh fakeredis server for one test, handed out by the module's
+  ``get_redis()`` (and by ``redis.Redis.from_url``, in case code bypasses it).
+- `in_process_worker(app)`: a real Celery worker (pool solo) in a daemon thread of this
+  process, on the ``memory://`` broker and ``cache+memory://`` backend. It starts in about
+  50 ms; stopping one costs seconds, so it is never stopped: each graded test runs in a
+  forked child that is discarded with ``os._exit``.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+from unittest import mock
+
+import celery.utils.time
+import fakeredis
+import redis
+from celery import Celery, Task
+from celery.contrib.testing.worker import start_worker
+from celery.signals import task_prerun, task_retry
+from celery.worker import WorkController
+
+IN_MEMORY = {"broker_url": "memory://", "result_backend": "cache+memory://"}
+FAST_POLLING = {"polling_interval": 0.01}  # the memory transport polls every second otherwise
+_RUNNING_WORKERS: list[object] = []
+
+
+def jitter_max(bound: int) -> int:
+    """``randrange(bound)`` at its largest: the countdown is the un-jittered backoff."""
+    return bound - 1
+
+
+def jitter_min(bound: int) -> int:
+    """``randrange(bound)`` at its smallest: every countdown is 0."""
+    return 0
+
+
+class _ChosenRandom:
+    """Stands in for the ``random`` module inside ``celery.utils.time``."""
+
+    def __init__(self, pick: Callable[[int], int], bounds: list[int]) -> None:
+        self._pick = pick
+        self._bounds = bounds
+
+    def randrange(self, start: int, stop: int | None = None, step: int = 1) -> int:
+        bound = start if stop is None else stop - start
+        self._bounds.append(bound)
+        chosen = self._pick(bound)
+        return chosen if stop is None else start + chosen
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(random, name)
+
+
+@contextmanager
+def controlled_jitter(pick: Callable[[int], int] = jitter_max) -> Iterator[list[int]]:
+    """Make Celery's retry jitter choose ``pick(bound)``; yields the bounds asked for."""
+    bounds: list[int] = []
+    with mock.patch.object(celery.utils.time, "random", _ChosenRandom(pick, bounds)):
+        yield bounds
+
+
+@dataclass
+class TaskRun:
+    """What running a task like a worker did."""
+
+    task_id: str
+    attempts: int = 0
+    countdowns: list[float | None] = field(default_factory=list)
+    state: str = "PENDING"
+    result: Any = None
+
+    @property
+    def retries(self) -> int:
+        """How many retries were requested."""
+        return len(self.countdowns)
+
+
+def run_like_worker(
+    task: Task,
+    args: Iterable[Any] = (),
+    kwargs: dict[str, Any] | None = None,
+    *,
+    task_id: str | None = None,
+) -> TaskRun:
+    """Run ``task`` with its retries, synchronously; count attempts and record countdowns.
+
+    The same ``task_id`` twice simulates a redelivery of the same message.
+    """
+    run = TaskRun(task_id=task_id or str(uuid.uuid4()))
+
+    def on_prerun(task_id: str | None = None, **_: Any) -> None:
+        if task_id == run.task_id:
+            run.attempts += 1
+
+    def on_retry(request: Any = None, reason: Any = None, **_: Any) -> None:
+        if getattr(request, "id", None) == run.task_id:
+            when = getattr(reason, "when", None)
+            run.countdowns.append(float(when) if isinstance(when, int | float) else when)
+
+    conf = task.app.conf
+    propagates = conf.task_eager_propagates  # a worker ignores it; the eager retries read it
+    conf.task_eager_propagates = False
+    task_prerun.connect(on_prerun, weak=False)
+    task_retry.connect(on_retry, weak=False)
+    try:
+        outcome = task.apply(
+            args=tuple(args), kwargs=kwargs or {}, task_id=run.task_id, throw=False
+        )
+    finally:
+        task_prerun.disconnect(on_prerun)
+        task_retry.disconnect(on_retry)
+        conf.task_eager_propagates = propagates
+    run.state = str(outcome.state)
+    run.result = outcome.result
+    return run
+
+
+@contextmanager
+def fake_redis(module: ModuleType | None = None) -> Iterator[fakeredis.FakeRedis]:
+    """A fresh in-memory Redis for this test, returned by ``module.get_redis()``.
+
+    ``redis.Redis.from_url`` / ``redis.from_url`` hand out the same server too, so code
+    that bypasses ``get_redis`` still never reaches a real Redis.
+    """
+    server = fakeredis.FakeServer()
+    client = fakeredis.FakeRedis(server=server, decode_responses=True)
+
+    def from_url(*_args: Any, **kwargs: Any) -> fakeredis.FakeRedis:
+        return fakeredis.FakeRedis(
+            server=server, decode_responses=bool(kwargs.get("decode_responses", False))
+        )
+
+    with (
+        mock.patch.object(redis.Redis, "from_url", staticmethod(from_url)),
+        mock.patch.object(redis, "from_url", from_url),
+    ):
+        if module is not None and hasattr(module, "get_redis"):
+            with mock.patch.object(module, "get_redis", lambda: client):
+                yield client
+        else:
+            yield client
+
+
+def use_memory_transport(app: Celery) -> Celery:
+    """Point ``app`` at the in-memory broker and backend (never a real Redis); return it."""
+    app.conf.update(IN_MEMORY, broker_transport_options=dict(FAST_POLLING))
+    return app
+
+
+def routed_queues(app: Celery) -> list[str]:
+    """The default queue plus every queue named in ``task_routes`` (dict routes only)."""
+    queues = [str(app.conf.task_default_queue or "celery")]
+    routes = app.conf.task_routes or {}
+    if isinstance(routes, dict):
+        for route in routes.values():
+            name = route.get("queue") if isinstance(route, dict) else None
+            if isinstance(name, str) and name not in queues:
+                queues.append(name)
+    return queues
+
+
+def in_process_worker(app: Celery, queues: Iterable[str] | None = None) -> WorkController:
+    """Start a real worker for ``app`` in a daemon thread; it is never stopped (see above)."""
+    use_memory_transport(app)
+    chosen = list(queues) if queues is not None else routed_queues(app)
+    context = start_worker(
+        app,
+        pool="solo",
+        concurrency=1,
+        perform_ping_check=False,
+        loglevel="WARNING",
+        queues=",".join(chosen),
+    )
+    worker: WorkController = context.__enter__()  # no __exit__: stopping costs seconds
+    # Keep the context manager alive: when a generator context is garbage-collected its
+    # `finally` runs, which sets celery.worker.state.should_terminate and stops the worker.
+    _RUNNING_WORKERS.append(context)
+    return worker
+
+
+def queued_messages(app: Celery, queues: Iterable[str]) -> list[dict[str, Any]]:
+    """Drain the messages waiting in ``queues`` of the memory broker (task, id, args, kwargs)."""
+    found = []
+    with app.connection_for_read() as connection:
+        for name in queues:
+            queue = connection.SimpleQueue(name, no_ack=True)
+            while True:
+                try:
+                    message = queue.get(block=False)
+                except queue.Empty:
+                    break
+                args, kwargs, _embed = message.payload
+                found.append(
+                    {
+                        "queue": name,
+                        "task": message.headers.get("task"),
+                        "id": message.headers.get("id"),
+                        "args": list(args),
+                        "kwargs": dict(kwargs),
+                    }
+                )
+            queue.close()
+    return found
