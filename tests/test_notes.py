@@ -99,3 +99,20 @@ def test_every_norun_block_says_why() -> None:
     for block in ALL:
         if block.norun_reason is not None:
             assert len(block.norun_reason) > 10, f"{block.id}: give a real reason"
+
+
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#([^)\s]*))?\)")
+
+
+@pytest.mark.parametrize("note", sorted(paths.NOTES_DIR.glob("*.md")), ids=lambda p: p.name)
+def test_every_relative_link_in_a_note_resolves(note: Path) -> None:
+    from grader.verify import anchors_of
+
+    for match in LINK.finditer(note.read_text(encoding="utf-8")):
+        target, anchor = match.group(1), match.group(2)
+        if target.startswith(("http://", "https://", "mailto:")):
+            continue
+        path = (note.parent / target).resolve()
+        assert path.exists(), f"{note.name} links to {target}, which does not exist"
+        if anchor and path.suffix == ".md":
+            assert anchor in anchors_of(path), f"{note.name} links to {target}#{anchor}: no anchor"
