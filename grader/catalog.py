@@ -7,6 +7,7 @@ exercise lists) reads exercises from here; nothing is listed twice.
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache
@@ -118,6 +119,22 @@ class Catalog:
 def git_blob_sha(data: bytes) -> str:
     """Git's object id of a file's content: identifies a pristine stub and lets `reset` find it."""
     return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def pristine_source(exercise: Exercise) -> bytes | None:
+    """The pristine stub's content, from git by its blob id (None without git or blob)."""
+    if exercise.stub_blob is None:
+        return None
+    try:
+        done = subprocess.run(
+            ["git", "cat-file", "blob", exercise.stub_blob],
+            cwd=paths.REPO_ROOT,
+            capture_output=True,
+            check=False,
+        )
+    except OSError:  # no git on this machine
+        return None
+    return done.stdout if done.returncode == 0 else None
 
 
 def is_pristine(exercise: Exercise, exercises_dir: Path | None = None) -> bool:

@@ -139,8 +139,8 @@ def compare(exercise: str) -> None:
     """Your file vs the reference solution: a diff, then each test's outcome side by side."""
     for item in _select(exercise):
         mine, reference = item.stub_path(), item.solution_path()
-        shown_mine = str(mine.relative_to(paths.REPO_ROOT))
-        shown_ref = str(reference.relative_to(paths.REPO_ROOT))
+        shown_mine = f"exercises/level{item.level}/{item.file}"
+        shown_ref = f"solutions/{item.file}"
         diff = "".join(
             difflib.unified_diff(
                 mine.read_text(encoding="utf-8").splitlines(keepends=True)
@@ -201,6 +201,9 @@ def verify_command(rehash: bool, exercise: str | None) -> None:
             "[green]ok[/green]" if verdict.ok else "[red]problems[/red]",
         )
     console.print(table)
+    for verdict in verdicts:
+        for note in verdict.notes:
+            console.print(f"[dim]note: {verdict.exercise.id}: {note}[/dim]", highlight=False)
     problems = [(v.exercise.id, p) for v in verdicts for p in v.problems]
     for exercise_id, problem in problems:
         console.print(f"[red]x[/red] {exercise_id}: {problem}", highlight=False)

@@ -20,3 +20,9 @@ STATE_DIR = Path(os.environ.get("CRONKATA_STATE_DIR") or REPO_ROOT / ".grader")
 def level_dir(level: int) -> Path:
     """The learner's folder of one level, e.g. ``exercises/level1``."""
     return EXERCISES_DIR / f"level{level}"
+
+
+def shown(path: Path) -> str:
+    """A path as messages show it: relative to the repository when it is inside."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(REPO_ROOT)) if resolved.is_relative_to(REPO_ROOT) else str(path)

@@ -108,8 +108,8 @@ class Target:
     def shown(self, relative: str | None = None) -> str:
         """How the file is named in messages, e.g. ``exercises/level1/x.py``."""
         path = self.path(relative)
-        if path.is_relative_to(paths.REPO_ROOT):
-            return str(path.relative_to(paths.REPO_ROOT))
+        if path.resolve().is_relative_to(paths.REPO_ROOT):
+            return paths.shown(path)
         return f"{relative or self.exercise.file} ({self.variant})"
 
     def load(self, relative: str | None = None) -> ModuleType:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader import paths
-from grader.catalog import Exercise
+from grader.catalog import Exercise, catalog, pristine_source
 
 LEARNER = "learner"
 SOLUTION = "solution"
@@ -101,6 +101,28 @@ def materialize(mutant: Mutant, workdir: Path, solutions_dir: Path | None = None
     return root
 
 
+def pristine_tree(level: int, workdir: Path) -> Path:
+    """A copy of ``exercises/levelN`` with every stub as the catalog's pristine version.
+
+    The learner's work in progress never changes what "the pristine stub" means: each
+    stub is restored from git by its blob id (a stub git cannot find is copied as is, and
+    `grader verify` reports it).
+    """
+    root = workdir / f"pristine-level{level}"
+    if root.exists():
+        return root
+    shutil.copytree(
+        paths.level_dir(level), root, ignore=shutil.ignore_patterns("__pycache__", "*.sqlite")
+    )
+    for exercise in catalog().of_level(level):
+        content = pristine_source(exercise)
+        if content is not None:
+            target = root / exercise.file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+    return root
+
+
 def variants_for(exercise: Exercise, kinds: list[str], workdir: Path) -> list[Variant]:
     """The variants of ``kinds`` for one exercise (mutant trees are written below workdir)."""
     found: list[Variant] = []
@@ -110,7 +132,7 @@ def variants_for(exercise: Exercise, kinds: list[str], workdir: Path) -> list[Va
         elif kind == SOLUTION:
             found.append(Variant(SOLUTION, paths.SOLUTIONS_DIR))
         elif kind == STUB:
-            found.append(Variant(STUB, paths.level_dir(exercise.level)))
+            found.append(Variant(STUB, pristine_tree(exercise.level, workdir)))
         elif kind == MUTANTS:
             for mutant in mutants_for(exercise):
                 root = materialize(mutant, workdir)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader import paths, variants
-from grader.catalog import Catalog, Exercise, git_blob_sha
+from grader.catalog import Catalog, Exercise, git_blob_sha, pristine_source
 from grader.results import TestResult, run_suites
 
 ANCHOR = re.compile(r"""<a\s+(?:id|name)=["']([^"']+)["']""")
@@ -33,6 +33,7 @@ class ExerciseVerdict:
     stub: tuple[int, int] = (0, 0)  # failed cleanly, total
     mutants: dict[str, list[str]] = field(default_factory=dict)  # mutant -> tests that caught it
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -40,9 +41,9 @@ class ExerciseVerdict:
         return not self.problems
 
 
-def public_api(path: Path) -> dict[str, str]:
-    """Public names of a module with their signatures (functions, classes, CONSTANTS)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+def public_api(source: str) -> dict[str, str]:
+    """Public names of a module's source with their signatures (functions, classes, CONSTANTS)."""
+    tree = ast.parse(source)
     api: dict[str, str] = {}
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and not node.name.startswith(
@@ -77,8 +78,8 @@ def _class_shape(node: ast.ClassDef) -> str:
     return "; ".join(parts)
 
 
-def api_differences(stub: Path, solution: Path) -> list[str]:
-    """How the stub's public API differs from the solution's (empty when equal)."""
+def api_differences(stub: str, solution: str) -> list[str]:
+    """How the stub's public API differs from the solution's (sources; empty when equal)."""
     mine, theirs = public_api(stub), public_api(solution)
     problems = []
     for name in sorted(set(mine) | set(theirs)):
@@ -125,28 +126,33 @@ def broken_links(links: Iterable[str], notes_dir: Path | None = None) -> list[st
     return problems
 
 
-def _static_checks(exercise: Exercise) -> list[str]:
-    problems = []
+def _static_checks(verdict: ExerciseVerdict) -> None:
+    exercise, problems = verdict.exercise, verdict.problems
     stub, solution = exercise.stub_path(), exercise.solution_path()
-    for path in (stub, solution):
-        if not path.is_file():
-            problems.append(f"{path.relative_to(paths.REPO_ROOT)} is missing")
-    if problems:
-        return problems
-    current = git_blob_sha(stub.read_bytes())
-    if exercise.stub_blob != current:
+    if not solution.is_file():
+        problems.append(f"{solution.relative_to(paths.REPO_ROOT)} is missing")
+        return
+    pristine = pristine_source(exercise)
+    if pristine is None:
         problems.append(
-            f"catalog stub_blob is {exercise.stub_blob} but the stub hashes to {current} "
-            "(changed the stub? run `grader verify --update-hashes`)"
+            f"git has no stub with the catalog's stub_blob {exercise.stub_blob}: "
+            "run `grader verify --update-hashes` and commit the stub"
         )
-    problems += [f"API: {p}" for p in api_differences(stub, solution)]
+        return
+    if not stub.is_file() or git_blob_sha(stub.read_bytes()) != exercise.stub_blob:
+        verdict.notes.append(
+            f"exercises/level{exercise.level}/{exercise.file} is not the pristine stub "
+            "(work in progress, or a stub edited without --update-hashes); "
+            "the pristine one from git was verified"
+        )
+    reference = solution.read_text(encoding="utf-8")
+    problems += [f"API: {p}" for p in api_differences(pristine.decode("utf-8"), reference)]
     problems += broken_links(suite_note_links(exercise))
     try:
         for mutant in variants.mutants_for(exercise):
             mutant.apply((paths.SOLUTIONS_DIR / mutant.file).read_text(encoding="utf-8"))
     except variants.MutantError as error:
         problems.append(str(error))
-    return problems
 
 
 def verify(
@@ -156,8 +162,10 @@ def verify(
 ) -> list[ExerciseVerdict]:
     """Run every check for the available exercises (or the given ones)."""
     chosen = [e for e in (exercises or list(catalog.exercises)) if e.available]
-    verdicts = {e.id: ExerciseVerdict(e, problems=_static_checks(e)) for e in chosen}
-    runnable = [e for e in chosen if not any("is missing" in p for p in verdicts[e.id].problems)]
+    verdicts = {e.id: ExerciseVerdict(e) for e in chosen}
+    for verdict in verdicts.values():
+        _static_checks(verdict)
+    runnable = [e for e in chosen if not verdicts[e.id].problems]
     kinds = [variants.SOLUTION, variants.STUB, variants.MUTANTS]
     by_variant: dict[tuple[str, str], list[TestResult]] = defaultdict(list)
     for result in run_suites(runnable, kinds, on_result=on_result):

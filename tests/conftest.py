@@ -12,15 +12,31 @@ from pathlib import Path
 import pytest
 
 from grader import paths
+from grader.catalog import catalog
+from grader.variants import pristine_tree
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 collect_ignore = ["bad_submissions"]  # fixtures of broken learner code, not tests
 
 
+@pytest.fixture(scope="session")
+def pristine_exercises(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The exercises tree as a newcomer gets it: every stub restored from git.
+
+    The harness's tests must not depend on a learner's work in progress in exercises/.
+    """
+    root = tmp_path_factory.mktemp("pristine") / "exercises"
+    workdir = tmp_path_factory.mktemp("pristine-work")
+    for level in sorted({e.level for e in catalog().exercises}):
+        if paths.level_dir(level).is_dir():
+            shutil.copytree(pristine_tree(level, workdir), root / f"level{level}")
+    return root
+
+
 @pytest.fixture
-def run_grader() -> Run:
-    """Run `python -m grader ...` (inside the venv) and capture its output."""
+def run_grader(pristine_exercises: Path) -> Run:
+    """Run `python -m grader ...` (inside the venv) on the pristine exercises by default."""
 
     def run(
         *args: str, env: Mapping[str, str] | None = None, timeout: float = 120
@@ -31,7 +47,12 @@ def run_grader() -> Run:
             capture_output=True,
             text=True,
             timeout=timeout,
-            env={**os.environ, "COLUMNS": "120", **(env or {})},
+            env={
+                **os.environ,
+                "COLUMNS": "120",
+                "CRONKATA_EXERCISES_DIR": str(pristine_exercises),
+                **(env or {}),
+            },
             check=False,
         )
 

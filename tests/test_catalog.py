@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 
 import pytest
 
 from grader import paths
-from grader.catalog import CatalogError, UnknownExerciseError, catalog, load_catalog
+from grader.catalog import CatalogError, UnknownExerciseError, catalog, is_pristine, load_catalog
 from grader.verify import broken_links, suite_note_links
 
 AVAILABLE = [e for e in catalog().exercises if e.available]
@@ -79,3 +80,15 @@ def test_the_note_of_an_exercise_lists_it_with_its_stub(exercise) -> None:
     section = _exercise_section(note)
     assert exercise.id in section, f"{note.name} does not name exercise {exercise.id}"
     assert f"exercises/level{exercise.level}/{exercise.file}" in section
+
+
+@pytest.mark.skipif(
+    not os.environ.get("CI"),
+    reason="a learner's stubs hold their work; CI checks that a clean clone's stubs are pristine",
+)
+@pytest.mark.parametrize("exercise", AVAILABLE, ids=lambda e: e.id)
+def test_on_a_clean_clone_every_stub_matches_its_catalog_hash(exercise) -> None:
+    assert is_pristine(exercise), (
+        f"exercises/level{exercise.level}/{exercise.file} changed without a new stub_blob: "
+        "run `python3 -m grader verify --update-hashes`"
+    )

@@ -110,9 +110,11 @@ def test_reset_restores_the_pristine_stub_and_keeps_a_backup(run_grader, tmp_pat
     assert [b.read_text() for b in backups] == ["# my attempt\n"]
 
 
-def test_watch_regrades_an_exercise_when_its_file_is_saved(tmp_path: Path) -> None:
+def test_watch_regrades_an_exercise_when_its_file_is_saved(
+    tmp_path: Path, pristine_exercises: Path
+) -> None:
     exercises = tmp_path / "exercises"
-    shutil.copytree(paths.EXERCISES_DIR, exercises)
+    shutil.copytree(pristine_exercises, exercises)
     env = {
         **os.environ,
         "CRONKATA_EXERCISES_DIR": str(exercises),

@@ -16,12 +16,10 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def test_api_differences_compare_names_signatures_and_constants(tmp_path: Path) -> None:
-    solution = write(tmp_path / "s.py", "X = 5\ndef f(a: int) -> int:\n    return a\n")
-    same = write(tmp_path / "a.py", "X = 5\ndef f(a: int) -> int:\n    raise NotImplementedError\n")
-    other = write(
-        tmp_path / "b.py", "X = 6\ndef f(a: str) -> int:\n    raise NotImplementedError\n"
-    )
+def test_api_differences_compare_names_signatures_and_constants() -> None:
+    solution = "X = 5\ndef f(a: int) -> int:\n    return a\n"
+    same = "X = 5\ndef f(a: int) -> int:\n    raise NotImplementedError\n"
+    other = "X = 6\ndef f(a: str) -> int:\n    raise NotImplementedError\n"
     assert api_differences(same, solution) == []
     problems = api_differences(other, solution)
     assert len(problems) == 2 and "'X' differs" in problems[0] and "'f' differs" in problems[1]
