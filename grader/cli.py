@@ -49,8 +49,9 @@ def cli() -> None:
 def report(json_path: Path | None) -> None:
     """Show progress on every level and exercise, and what to do next."""
     course = catalog()
+    untouched = [e.id for e in course.exercises if e.available and is_pristine(e)]
     with console.status("grading your exercises..."):
-        results = run_suites(course.exercises, [variants.LEARNER])
+        results = run_suites(course.exercises, [variants.LEARNER], not_run=untouched)
     found = statuses(course, results)
     render(console, course, found)
     if json_path is not None:

@@ -39,8 +39,33 @@ class Collector:
     """A pytest plugin object that records graded reports (and collection errors)."""
 
     on_result: Callable[[TestResult], None] | None = None
+    not_run: frozenset[str] = frozenset()  # exercise ids collected (for points) but not run
     results: dict[str, TestResult] = field(default_factory=dict)
     collection_errors: list[str] = field(default_factory=list)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        """Record the tests of exercises not to run (still the stub) and deselect them."""
+        kept, skipped = [], []
+        for item in items:
+            props = dict(item.user_properties)
+            if props.get("exercise") in self.not_run:
+                skipped.append(item)
+                self.results[item.nodeid] = TestResult(
+                    exercise=str(props["exercise"]),
+                    variant=str(props["variant"]),
+                    name=item.nodeid.split("::", 1)[-1],
+                    outcome="failed",
+                    message="not started: the file is still the untouched stub",
+                    points=int(str(props.get("points", 1))),
+                )
+            else:
+                kept.append(item)
+        if skipped:
+            config.hook.pytest_deselected(items=skipped)
+            items[:] = kept
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Fold setup/call/teardown reports into one result per test."""
@@ -78,8 +103,13 @@ def run_suites(
     variant_kinds: list[str],
     on_result: Callable[[TestResult], None] | None = None,
     quiet: bool = True,
+    not_run: Iterable[str] = (),
 ) -> list[TestResult]:
-    """Run the hidden suites of ``exercises`` against the given variant kinds, in-process."""
+    """Run the hidden suites of ``exercises`` against the given variant kinds, in-process.
+
+    Tests of the exercises named in ``not_run`` are collected (so their points count) and
+    recorded as failed without running.
+    """
     chosen = [e for e in exercises if e.available]
     if not chosen:
         return []
@@ -100,14 +130,14 @@ def run_suites(
     ]
     if quiet:
         args += ["-p", "no:terminal"]
-    collector = Collector(on_result=on_result)
+    collector = Collector(on_result=on_result, not_run=frozenset(not_run))
     sink = io.StringIO()
     with redirect_stdout(sink), redirect_stderr(sink):
         code = pytest.main(args, plugins=[collector])
-    if (
-        code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
-        or collector.collection_errors
-    ):
+    expected = {pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED}
+    if collector.not_run and collector.results:  # everything deselected: nothing left to run
+        expected.add(pytest.ExitCode.NO_TESTS_COLLECTED)
+    if code not in expected or collector.collection_errors:
         details = "\n".join(collector.collection_errors) or sink.getvalue()[-3000:]
         raise HarnessError(f"pytest exited with {code!r} while grading:\n{details}")
     return list(collector.results.values())

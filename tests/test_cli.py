@@ -39,6 +39,8 @@ def test_report_json_has_the_exercism_v3_shape_plus_points(run_grader, tmp_path:
     assert data["max_points"] == sum(t["max_points"] for t in data["tests"])
     ids = {e["id"] for e in data["exercises"]}
     assert ids == {e.id for e in catalog().exercises}
+    # Untouched stubs are not run: their tests count for points and say why they fail.
+    assert all(t["message"].startswith("not started") for t in data["tests"])
 
 
 def test_report_counts_progress_of_a_solved_level(
