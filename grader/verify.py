@@ -112,6 +112,20 @@ def suite_note_links(exercise: Exercise) -> set[str]:
     return links
 
 
+def unmarked_tests(exercise: Exercise) -> list[str]:
+    """Tests of the exercise's suite without a full ``grade`` marker (points, note, hint)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = importlib.import_module(exercise.suite_module)
+    problems = []
+    for name in sorted(n for n in dir(module) if n.startswith("test_")):
+        marks = [m for m in getattr(getattr(module, name), "pytestmark", []) if m.name == "grade"]
+        lacking = [k for k in ("points", "note", "hint") if not (marks and marks[0].kwargs.get(k))]
+        if lacking:
+            problems.append(f"{name} lacks grade({', '.join(lacking)}): every test teaches")
+    return problems
+
+
 def broken_links(links: Iterable[str], notes_dir: Path | None = None) -> list[str]:
     """Links whose note or anchor does not exist."""
     folder = notes_dir or paths.NOTES_DIR
@@ -148,6 +162,7 @@ def _static_checks(verdict: ExerciseVerdict) -> None:
     reference = solution.read_text(encoding="utf-8")
     problems += [f"API: {p}" for p in api_differences(pristine.decode("utf-8"), reference)]
     problems += broken_links(suite_note_links(exercise))
+    problems += unmarked_tests(exercise)
     try:
         for mutant in variants.mutants_for(exercise):
             mutant.apply((paths.SOLUTIONS_DIR / mutant.file).read_text(encoding="utf-8"))

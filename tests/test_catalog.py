@@ -10,7 +10,7 @@ import pytest
 
 from grader import paths
 from grader.catalog import CatalogError, UnknownExerciseError, catalog, is_pristine, load_catalog
-from grader.verify import broken_links, suite_note_links
+from grader.verify import broken_links, suite_note_links, unmarked_tests
 
 AVAILABLE = [e for e in catalog().exercises if e.available]
 
@@ -34,6 +34,11 @@ def test_an_available_exercise_has_stub_solution_suite_and_hash(exercise) -> Non
 @pytest.mark.parametrize("exercise", AVAILABLE, ids=lambda e: e.id)
 def test_every_note_link_of_an_available_exercise_has_its_anchor(exercise) -> None:
     assert broken_links(suite_note_links(exercise)) == []
+
+
+@pytest.mark.parametrize("exercise", AVAILABLE, ids=lambda e: e.id)
+def test_every_graded_test_has_points_a_note_and_a_hint(exercise) -> None:
+    assert unmarked_tests(exercise) == []
 
 
 def test_select_understands_ids_and_levels() -> None:
