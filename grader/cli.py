@@ -62,10 +62,13 @@ def report(json_path: Path | None) -> None:
 def _print_results(results: list[TestResult]) -> None:
     for result in results:
         mark = "[green]PASS[/green]" if result.outcome == "passed" else "[red]FAIL[/red]"
-        console.print(f"{mark} {result.exercise} :: {result.name} [dim]({result.points} pt)[/dim]")
+        console.print(
+            f"{mark} {result.exercise} :: {result.name} [dim]({result.points} pt)[/dim]",
+            soft_wrap=True,
+        )
         if result.outcome != "passed":
             for line in result.message.rstrip().splitlines():
-                console.print(f"     {line}", markup=False, highlight=False)
+                console.print(f"     {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 @cli.command()
