@@ -67,11 +67,6 @@ class Exercise:
         """The reference solution, e.g. ``solutions/level1_simple_timer.py``."""
         return (solutions_dir or paths.SOLUTIONS_DIR) / self.file
 
-    @property
-    def note_path(self) -> str:
-        """The note that teaches it, relative to the repo (anchor included)."""
-        return f"notes/{self.note}"
-
 
 @dataclass(frozen=True)
 class Catalog:
@@ -106,14 +101,6 @@ class Catalog:
             self.level(int(level_name))
             return self.of_level(int(level_name))
         return [self.exercise(name)]
-
-    def for_stub(self, path: Path, exercises_dir: Path | None = None) -> Exercise | None:
-        """The exercise whose stub is at ``path``, if any."""
-        resolved = path.resolve()
-        for exercise in self.exercises:
-            if exercise.stub_path(exercises_dir).resolve() == resolved:
-                return exercise
-        return None
 
 
 def git_blob_sha(data: bytes) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 
@@ -38,7 +38,6 @@ class TestResult:
 class Collector:
     """A pytest plugin object that records graded reports (and collection errors)."""
 
-    on_result: Callable[[TestResult], None] | None = None
     not_run: frozenset[str] = frozenset()  # exercise ids collected (for points) but not run
     results: dict[str, TestResult] = field(default_factory=dict)
     collection_errors: list[str] = field(default_factory=list)
@@ -89,8 +88,6 @@ class Collector:
         output = "".join(content for _, content in report.sections)
         if output:
             result.output += output
-        if report.when == "teardown" and self.on_result is not None:
-            self.on_result(result)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         """Remember collection failures: they are harness errors."""
@@ -101,7 +98,6 @@ class Collector:
 def run_suites(
     exercises: Iterable[Exercise],
     variant_kinds: list[str],
-    on_result: Callable[[TestResult], None] | None = None,
     quiet: bool = True,
     not_run: Iterable[str] = (),
 ) -> list[TestResult]:
@@ -130,7 +126,7 @@ def run_suites(
     ]
     if quiet:
         args += ["-p", "no:terminal"]
-    collector = Collector(on_result=on_result, not_run=frozenset(not_run))
+    collector = Collector(not_run=frozenset(not_run))
     sink = io.StringIO()
     with redirect_stdout(sink), redirect_stderr(sink):
         code = pytest.main(args, plugins=[collector])

@@ -13,7 +13,7 @@ import importlib
 import re
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,28 +99,29 @@ def anchors_of(note: Path) -> set[str]:
     return set(ANCHOR.findall(note.read_text(encoding="utf-8"))) if note.is_file() else set()
 
 
-def suite_note_links(exercise: Exercise) -> set[str]:
-    """Every note link (``file.md#anchor``) used by the exercise and its suite's tests."""
-    links = {exercise.note}
+def grade_marks(exercise: Exercise) -> dict[str, dict[str, object]]:
+    """Each test function of the exercise's suite with its ``grade`` marker's arguments."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         module = importlib.import_module(exercise.suite_module)
-    for name in dir(module):
-        for mark in getattr(getattr(module, name), "pytestmark", []):
-            if mark.name == "grade" and mark.kwargs.get("note"):
-                links.add(str(mark.kwargs["note"]))
-    return links
+    found: dict[str, dict[str, object]] = {}
+    for name in sorted(n for n in dir(module) if n.startswith("test_")):
+        marks = [m for m in getattr(getattr(module, name), "pytestmark", []) if m.name == "grade"]
+        found[name] = dict(marks[0].kwargs) if marks else {}
+    return found
+
+
+def suite_note_links(exercise: Exercise) -> set[str]:
+    """Every note link (``file.md#anchor``) used by the exercise and its suite's tests."""
+    notes = (str(kw["note"]) for kw in grade_marks(exercise).values() if kw.get("note"))
+    return {exercise.note, *notes}
 
 
 def unmarked_tests(exercise: Exercise) -> list[str]:
     """Tests of the exercise's suite without a full ``grade`` marker (points, note, hint)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        module = importlib.import_module(exercise.suite_module)
     problems = []
-    for name in sorted(n for n in dir(module) if n.startswith("test_")):
-        marks = [m for m in getattr(getattr(module, name), "pytestmark", []) if m.name == "grade"]
-        lacking = [k for k in ("points", "note", "hint") if not (marks and marks[0].kwargs.get(k))]
+    for name, kwargs in grade_marks(exercise).items():
+        lacking = [k for k in ("points", "note", "hint") if not kwargs.get(k)]
         if lacking:
             problems.append(f"{name} lacks grade({', '.join(lacking)}): every test teaches")
     return problems
@@ -173,7 +174,6 @@ def _static_checks(verdict: ExerciseVerdict) -> None:
 def verify(
     catalog: Catalog,
     exercises: list[Exercise] | None = None,
-    on_result: Callable[[TestResult], None] | None = None,
 ) -> list[ExerciseVerdict]:
     """Run every check for the available exercises (or the given ones)."""
     chosen = [e for e in (exercises or list(catalog.exercises)) if e.available]
@@ -183,7 +183,7 @@ def verify(
     runnable = [e for e in chosen if not verdicts[e.id].problems]
     kinds = [variants.SOLUTION, variants.STUB, variants.MUTANTS]
     by_variant: dict[tuple[str, str], list[TestResult]] = defaultdict(list)
-    for result in run_suites(runnable, kinds, on_result=on_result):
+    for result in run_suites(runnable, kinds):
         by_variant[(result.exercise, result.variant)].append(result)
     for exercise in runnable:
         _judge(verdicts[exercise.id], by_variant)
