@@ -59,6 +59,14 @@ def report(json_path: Path | None) -> None:
         console.print(f"results written to {json_path}")
 
 
+def _grade(
+    chosen: list[Exercise], kinds: tuple[str, ...] = (variants.LEARNER,)
+) -> list[TestResult]:
+    """Run the suites of ``chosen`` against the given trees, with a spinner."""
+    with console.status(f"grading {', '.join(e.id for e in chosen)}..."):
+        return run_suites(chosen, list(kinds))
+
+
 def _print_results(results: list[TestResult]) -> None:
     for result in results:
         mark = "[green]PASS[/green]" if result.outcome == "passed" else "[red]FAIL[/red]"
@@ -76,8 +84,7 @@ def _print_results(results: list[TestResult]) -> None:
 def check(exercise: str) -> None:
     """Grade one exercise (an id such as simple_timer, or a level such as level1)."""
     chosen = _select(exercise)
-    with console.status(f"grading {exercise}..."):
-        results = run_suites(chosen, [variants.LEARNER])
+    results = _grade(chosen)
     _print_results(results)
     passed = sum(r.outcome == "passed" for r in results)
     points = sum(r.points for r in results if r.outcome == "passed")
@@ -91,8 +98,7 @@ def check(exercise: str) -> None:
 
 
 def _grade_and_show(chosen: list[Exercise]) -> None:
-    with console.status(f"grading {', '.join(e.id for e in chosen)}..."):
-        results = run_suites(chosen, [variants.LEARNER])
+    results = _grade(chosen)
     _print_results([r for r in results if r.outcome != "passed"][:3] or results)
     for item in chosen:
         mine = [r for r in results if r.exercise == item.id]
@@ -157,8 +163,7 @@ def compare(exercise: str) -> None:
         )
         console.rule(f"{item.id}: {shown_mine} vs {shown_ref}")
         console.print(Syntax(diff or "(identical)\n", "diff", theme="ansi_dark", word_wrap=True))
-        with console.status(f"grading {item.id} (yours and the solution)..."):
-            results = run_suites([item], [variants.LEARNER, variants.SOLUTION])
+        results = _grade([item], (variants.LEARNER, variants.SOLUTION))
         table = Table(title=f"{item.id}: tests")
         table.add_column("test")
         table.add_column("yours")

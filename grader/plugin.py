@@ -35,6 +35,7 @@ LOAD_TIMEOUT = 10.0
 # A cap on test timeouts for the harness's own robustness tests (a hang then costs seconds).
 TIMEOUT_CAP = float(os.environ.get("CRONKATA_TIMEOUT_CAP") or "inf")
 _DONE = pytest.StashKey[dict[str, list[TestReport]]]()
+_WORKDIR = pytest.StashKey[tempfile.TemporaryDirectory[str]]()
 GRADE_MARK = "grade"
 
 
@@ -83,13 +84,11 @@ def _selected(config: pytest.Config, exercise: Exercise) -> bool:
 
 
 def _workdir(config: pytest.Config) -> Path:
-    existing = getattr(config, "_cronkata_workdir", None)
-    if existing is None:
-        holder = tempfile.TemporaryDirectory(prefix="cronkata-")
-        config._cronkata_tmp = holder  # type: ignore[attr-defined]  # lives as long as the run
-        existing = Path(holder.name)
-        config._cronkata_workdir = existing  # type: ignore[attr-defined]
-    return Path(existing)
+    """A temporary folder for mutant and pristine trees, removed with the run's config."""
+    holder = config.stash.get(_WORKDIR, None)
+    if holder is None:
+        holder = config.stash[_WORKDIR] = tempfile.TemporaryDirectory(prefix="cronkata-")
+    return Path(holder.name)
 
 
 # -- collection ---------------------------------------------------------------------------------
