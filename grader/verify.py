@@ -2,8 +2,9 @@
 
 For every available exercise: the solution passes every test; the pristine stub fails
 every test as a failure (not a harness error); the stub's public API equals the
-solution's; every mutant is caught by at least one test; the catalog's stub hash is
-current; and every note link used by the catalog and the suites points at an anchor.
+solution's; every mutant (edit or whole file) is caught by at least one test; every
+alternative correct solution passes every test; the catalog's stub hash is current; every
+note link used by the catalog and the suites points at an anchor.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class ExerciseVerdict:
     solution: tuple[int, int] = (0, 0)  # passed, total
     stub: tuple[int, int] = (0, 0)  # failed cleanly, total
     mutants: dict[str, list[str]] = field(default_factory=dict)  # mutant -> tests that caught it
+    origins: dict[str, str] = field(default_factory=dict)  # mutant -> "edit" | "file"
+    alternatives: dict[str, list[str]] = field(default_factory=dict)  # alt -> tests it failed
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -39,6 +42,11 @@ class ExerciseVerdict:
     def ok(self) -> bool:
         """Whether every check held."""
         return not self.problems
+
+    def caught(self, origin: str) -> tuple[int, int]:
+        """(caught, total) of the mutants of one origin (``edit`` or ``file``)."""
+        mine = [name for name, kind in self.origins.items() if kind == origin]
+        return sum(bool(self.mutants.get(name)) for name in mine), len(mine)
 
 
 def public_api(source: str) -> dict[str, str]:
@@ -167,6 +175,7 @@ def _static_checks(verdict: ExerciseVerdict) -> None:
     try:
         for mutant in variants.mutants_for(exercise):
             mutant.apply((paths.SOLUTIONS_DIR / mutant.file).read_text(encoding="utf-8"))
+        variants.alternatives_for(exercise)
     except variants.MutantError as error:
         problems.append(str(error))
 
@@ -181,7 +190,7 @@ def verify(
     for verdict in verdicts.values():
         _static_checks(verdict)
     runnable = [e for e in chosen if not verdicts[e.id].problems]
-    kinds = [variants.SOLUTION, variants.STUB, variants.MUTANTS]
+    kinds = [variants.SOLUTION, variants.STUB, variants.MUTANTS, variants.ALTERNATIVES]
     by_variant: dict[tuple[str, str], list[TestResult]] = defaultdict(list)
     for result in run_suites(runnable, kinds):
         by_variant[(result.exercise, result.variant)].append(result)
@@ -213,10 +222,25 @@ def _judge(verdict: ExerciseVerdict, by_variant: dict[tuple[str, str], list[Test
         name = f"mutant:{mutant.name}"
         caught = [r.name for r in by_variant.get((exercise.id, name), []) if r.outcome == "failed"]
         verdict.mutants[mutant.name] = caught
+        verdict.origins[mutant.name] = mutant.origin
         if not caught:
-            verdict.problems.append(f"mutant {mutant.name} survives: {mutant.description}")
+            verdict.problems.append(
+                f"{mutant.origin} mutant {mutant.name} survives: {mutant.description}"
+            )
     if len(verdict.mutants) < 3:
         verdict.problems.append(f"only {len(verdict.mutants)} mutant(s); at least 3 are required")
+    for alternative in variants.alternatives_for(exercise):
+        results = by_variant.get((exercise.id, f"alt:{alternative.name}"), [])
+        failed = [r for r in results if r.outcome != "passed"]
+        verdict.alternatives[alternative.name] = [r.name for r in failed]
+        if not results:
+            verdict.problems.append(f"alternative {alternative.name} ran no test")
+        for result in failed:
+            summary = " / ".join(result.message.strip().splitlines()[:2])
+            verdict.problems.append(
+                f"the suite over-specifies: alternative {alternative.name} "
+                f"{'fails' if result.outcome == 'failed' else 'errors in'} {result.name}: {summary}"
+            )
 
 
 def update_hashes(catalog_file: Path, exercises: Iterable[Exercise]) -> list[str]:
