@@ -45,6 +45,7 @@ class Exercise:
     suite: str | None = None
     hints: tuple[str, ...] = ()
     stub_blob: str | None = None
+    spec_coverage: bool = False  # verify checks the stub's (#tags) against the suite's spec=
     order: int = field(default=0, compare=False)
 
     @property
@@ -142,7 +143,17 @@ def _parse(raw: dict[str, object]) -> Catalog:
         for lv in levels_raw
     )
     exercises = []
-    allowed = {"id", "level", "title", "file", "note", "suite", "hints", "stub_blob"}
+    allowed = {
+        "id",
+        "level",
+        "title",
+        "file",
+        "note",
+        "suite",
+        "hints",
+        "stub_blob",
+        "spec_coverage",
+    }
     for order, item in enumerate(exercises_raw, start=1):
         unknown = set(item) - allowed
         if unknown:
@@ -158,6 +169,7 @@ def _parse(raw: dict[str, object]) -> Catalog:
                     suite=item.get("suite"),
                     hints=tuple(item.get("hints", ())),
                     stub_blob=item.get("stub_blob"),
+                    spec_coverage=_boolean(item, "spec_coverage"),
                     order=order,
                 )
             )
@@ -166,6 +178,13 @@ def _parse(raw: dict[str, object]) -> Catalog:
     catalog = Catalog(levels=levels, exercises=tuple(exercises))
     _validate(catalog)
     return catalog
+
+
+def _boolean(item: dict[str, object], key: str) -> bool:
+    value = item.get(key, False)
+    if not isinstance(value, bool):
+        raise CatalogError(f"exercise {item.get('id')!r}: {key} must be true or false")
+    return value
 
 
 def _validate(catalog: Catalog) -> None:

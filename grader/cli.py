@@ -217,6 +217,11 @@ def verify_command(rehash: bool, exercise: str | None) -> None:
     for verdict in verdicts:
         for note in verdict.notes:
             console.print(f"[dim]note: {verdict.exercise.id}: {note}[/dim]", highlight=False)
+    warnings = [f"{v.exercise.id}: {w}" for v in verdicts for w in v.warnings]
+    for warning in warnings:
+        console.print(
+            f"[yellow]warning[/yellow]: {escape(warning)}", highlight=False, soft_wrap=True
+        )
     problems = [f"{v.exercise.id}: {p}" for v in verdicts for p in v.problems]
     for problem in problems:
         console.print(f"[red]x[/red] {escape(problem)}", highlight=False, soft_wrap=True)

@@ -67,7 +67,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Register the marker and make plain asserts in suites informative."""
     config.addinivalue_line(
-        "markers", f"{GRADE_MARK}(points=1, note=None, hint=None, timeout=10): a graded test"
+        "markers",
+        f"{GRADE_MARK}(points=1, note=None, hint=None, timeout=10, spec=()): a graded test",
     )
 
 

@@ -4,7 +4,8 @@ For every available exercise: the solution passes every test; the pristine stub 
 every test as a failure (not a harness error); the stub's public API equals the
 solution's; every mutant (edit or whole file) is caught by at least one test; every
 alternative correct solution passes every test; the catalog's stub hash is current; every
-note link used by the catalog and the suites points at an anchor.
+note link used by the catalog and the suites points at an anchor; and, where the catalog
+enforces it (``spec_coverage = true``), spec coverage (`grader.spec`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader import paths, variants
+from grader import paths, spec, variants
 from grader.catalog import Catalog, Exercise, git_blob_sha, pristine_source
 from grader.results import TestResult, run_suites
 
@@ -36,6 +37,7 @@ class ExerciseVerdict:
     origins: dict[str, str] = field(default_factory=dict)  # mutant -> "edit" | "file"
     alternatives: dict[str, list[str]] = field(default_factory=dict)  # alt -> tests it failed
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # checks not enforced yet
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -172,6 +174,15 @@ def _static_checks(verdict: ExerciseVerdict) -> None:
     problems += [f"API: {p}" for p in api_differences(pristine.decode("utf-8"), reference)]
     problems += broken_links(suite_note_links(exercise))
     problems += unmarked_tests(exercise)
+    if exercise.spec_coverage:
+        problems += [
+            f"spec: {p}" for p in spec.spec_problems(pristine.decode(), grade_marks(exercise))
+        ]
+    else:
+        verdict.warnings.append(
+            "spec coverage not enforced yet: tag the stub's promises, name them in "
+            "grade(spec=...), then set spec_coverage = true in the catalog"
+        )
     try:
         for mutant in variants.mutants_for(exercise):
             mutant.apply((paths.SOLUTIONS_DIR / mutant.file).read_text(encoding="utf-8"))
