@@ -75,6 +75,8 @@ class Catalog:
 
     levels: tuple[Level, ...]
     exercises: tuple[Exercise, ...]
+    # notes (file names in notes/) whose pitfalls verify traces to tests or mutants
+    pitfall_traceability: tuple[str, ...] = ()
 
     def exercise(self, exercise_id: str) -> Exercise:
         """The exercise with this id; raises UnknownExerciseError with the known ids."""
@@ -175,7 +177,14 @@ def _parse(raw: dict[str, object]) -> Catalog:
             )
         except KeyError as missing:
             raise CatalogError(f"exercise #{order} lacks the key {missing}") from None
-    catalog = Catalog(levels=levels, exercises=tuple(exercises))
+    traced = raw.get("pitfall_traceability", [])
+    if not isinstance(traced, list) or not all(
+        isinstance(n, str) and n.endswith(".md") and "/" not in n for n in traced
+    ):
+        raise CatalogError("pitfall_traceability must be a list of note file names (x.md)")
+    if len(set(traced)) != len(traced):
+        raise CatalogError("pitfall_traceability lists a note twice")
+    catalog = Catalog(levels=levels, exercises=tuple(exercises), pitfall_traceability=tuple(traced))
     _validate(catalog)
     return catalog
 

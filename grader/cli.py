@@ -20,7 +20,7 @@ from grader import paths, variants
 from grader.catalog import CatalogError, Exercise, UnknownExerciseError, catalog, is_pristine
 from grader.report import render, statuses, write_json
 from grader.results import HarnessError, TestResult, run_suites
-from grader.verify import update_hashes, verify
+from grader.verify import update_hashes, verify, verify_notes
 
 console = Console(highlight=False)
 EXIT_USAGE = 2
@@ -198,6 +198,7 @@ def verify_command(rehash: bool, exercise: str | None) -> None:
     chosen = _select(exercise) if exercise else None
     with console.status("verifying: solutions, stubs, mutants and alternatives..."):
         verdicts = verify(course, chosen)
+        course_verdict = verify_notes(course)
     table = Table(title="grader verify")
     columns = ("exercise", "solution passes", "stub fails", "edit mutants caught")
     for column in (*columns, "file mutants caught", "alternatives pass", "verdict"):
@@ -218,12 +219,12 @@ def verify_command(rehash: bool, exercise: str | None) -> None:
         for note in verdict.notes:
             console.print(f"[dim]note: {verdict.exercise.id}: {note}[/dim]", highlight=False)
     warnings = [f"{v.exercise.id}: {w}" for v in verdicts for w in v.warnings]
-    for warning in warnings:
+    for warning in [*warnings, *course_verdict.warnings]:
         console.print(
             f"[yellow]warning[/yellow]: {escape(warning)}", highlight=False, soft_wrap=True
         )
     problems = [f"{v.exercise.id}: {p}" for v in verdicts for p in v.problems]
-    for problem in problems:
+    for problem in [*problems, *course_verdict.problems]:
         console.print(f"[red]x[/red] {escape(problem)}", highlight=False, soft_wrap=True)
     if problems:
         raise SystemExit(1)

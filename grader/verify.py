@@ -5,7 +5,7 @@ every test as a failure (not a harness error); the stub's public API equals the
 solution's; every mutant (edit or whole file) is caught by at least one test; every
 alternative correct solution passes every test; the catalog's stub hash is current; every
 note link used by the catalog and the suites points at an anchor; and, where the catalog
-enforces it (``spec_coverage = true``), spec coverage (`grader.spec`).
+enforces them, spec coverage (`grader.spec`) and pitfall traceability (`grader.pitfalls`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader import paths, spec, variants
+from grader import paths, pitfalls, spec, variants
 from grader.catalog import Catalog, Exercise, git_blob_sha, pristine_source
 from grader.results import TestResult, run_suites
 
@@ -49,6 +49,15 @@ class ExerciseVerdict:
         """(caught, total) of the mutants of one origin (``edit`` or ``file``)."""
         mine = [name for name, kind in self.origins.items() if kind == origin]
         return sum(bool(self.mutants.get(name)) for name in mine), len(mine)
+
+
+@dataclass
+class CourseVerdict:
+    """What verify found beyond single exercises (the notes' pitfalls)."""
+
+    pitfalls: dict[str, int] = field(default_factory=dict)  # note -> pitfalls found
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def public_api(source: str) -> dict[str, str]:
@@ -252,6 +261,40 @@ def _judge(verdict: ExerciseVerdict, by_variant: dict[tuple[str, str], list[Test
                 f"the suite over-specifies: alternative {alternative.name} "
                 f"{'fails' if result.outcome == 'failed' else 'errors in'} {result.name}: {summary}"
             )
+
+
+def verify_notes(catalog: Catalog, notes_dir: Path | None = None) -> CourseVerdict:
+    """Pitfall traceability of every note: enforced for the catalog's pitfall_traceability."""
+    folder = notes_dir or paths.NOTES_DIR
+    verdict = CourseVerdict()
+    by_id = {e.id: e for e in catalog.exercises if e.available}
+
+    def tests_of(exercise_id: str) -> set[str] | None:
+        return set(grade_marks(by_id[exercise_id])) if exercise_id in by_id else None
+
+    def mutants_of(exercise_id: str) -> set[str] | None:
+        if exercise_id not in by_id:
+            return None
+        return {m.name for m in variants.mutants_for(by_id[exercise_id])}
+
+    for name in catalog.pitfall_traceability:
+        if not (folder / name).is_file():
+            verdict.problems.append(
+                f"pitfall_traceability lists notes/{name}, which does not exist"
+            )
+    for note in sorted(folder.glob("*.md")):
+        found, problems = pitfalls.read_note(note)
+        verdict.pitfalls[note.name] = len(found)
+        if note.name in catalog.pitfall_traceability:
+            verdict.problems += problems
+            verdict.problems += pitfalls.pitfall_problems(found, tests_of, mutants_of)
+        elif found:
+            verdict.warnings.append(
+                f"notes/{note.name}: pitfall traceability not enforced yet ({len(found)} "
+                "pitfalls): fill in their 评分 cells, then list the note in the catalog's "
+                "pitfall_traceability"
+            )
+    return verdict
 
 
 def update_hashes(catalog_file: Path, exercises: Iterable[Exercise]) -> list[str]:
