@@ -390,7 +390,15 @@ def _learner_frame(excinfo: pytest.ExceptionInfo[BaseException], root: Path) -> 
 
 
 def describe_failure(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException]) -> str:
-    """The learner-facing text of a graded test's failure."""
+    """The learner-facing text of a graded test's failure, then the error's notes.
+
+    Hypothesis puts the smallest failing case ("Falsifying example: ...") in ``__notes__``.
+    """
+    notes = "".join(f"\n{note}" for note in getattr(excinfo.value, "__notes__", ()))
+    return _describe_error(item, excinfo) + notes
+
+
+def _describe_error(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException]) -> str:
     error = excinfo.value
     module = item.getparent(ExerciseModule)
     root = module.variant.root if module else paths.REPO_ROOT
