@@ -570,9 +570,15 @@ def _with_guidance(item: pytest.Item, message: str) -> str:
     info = _grade_info(item)
     module = item.getparent(ExerciseModule)
     lines = [message.rstrip()]
+    spec = info.get("spec") or ()
+    tags = [spec] if isinstance(spec, str) else list(spec)
+    if tags:
+        lines.append(
+            f"\npromise: {', '.join(f'(#{tag})' for tag in tags)} in the stub's docstrings"
+        )
     note = info.get("note") or (module.exercise.note if module else None)
     if note:
-        lines.append(f"\nread: notes/{note}")
+        lines.append(f"{'' if tags else chr(10)}read: notes/{note}")
     hint = info.get("hint")
     if hint:
         lines.append(f"hint: {hint}")
