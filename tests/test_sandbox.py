@@ -218,3 +218,17 @@ def test_memory_beyond_the_cgroup_cap_kills_the_child_with_a_clear_message() -> 
     result = sandbox.run_many([(0, work, 30)], limits=only_cgroup)[0]
     assert result.problem is not None
     assert "ran out of memory" in result.problem
+
+
+def test_a_child_faster_than_its_parent_still_gets_its_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a busy machine the child can finish before the parent has sent the key."""
+    real_new_key = channel.new_key
+
+    def slow_new_key() -> bytes:
+        time.sleep(0.3)  # the parent is slow to draw the key; the child is already done
+        return real_new_key()
+
+    monkeypatch.setattr(channel, "new_key", slow_new_key)
+    result = sandbox.run_in_child(lambda: 5, timeout=10)
+    assert result.problem is None, result.problem
+    assert result.payload == 5

@@ -43,12 +43,24 @@ def _mac(key: bytes, body: bytes) -> str:
     return hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
+KEY_WAIT_SECONDS = 5.0
+
+
 def read_key(end: socket.socket) -> bytes | None:
-    """In the child, after the test: the key the parent sent (None if someone took it)."""
-    end.setblocking(False)
+    """In the child, after the test: the key the parent sent (None if someone took it).
+
+    The parent sends the key right after the fork, but a fast child on a busy machine can
+    get here first: wait for it (bounded; a key taken by the code under test never comes).
+    """
+    end.settimeout(KEY_WAIT_SECONDS)
+    key = b""
     try:
-        key = end.recv(KEY_BYTES)
-    except (BlockingIOError, OSError):
+        while len(key) < KEY_BYTES:
+            chunk = end.recv(KEY_BYTES - len(key))
+            if not chunk:
+                break
+            key += chunk
+    except OSError:  # timeout included
         return None
     return key if len(key) == KEY_BYTES else None
 
