@@ -11,6 +11,8 @@
   and records each bound it was asked for.
 - `fake_redis(module)`: a fresh fakeredis server for one test, handed out by the module's
   ``get_redis()`` (and by ``redis.Redis.from_url``, in case code bypasses it).
+- `Interleaved(client, key, during)`: a Redis client that runs ``during()`` right after
+  the first command on ``key`` (a concurrent redelivery, deterministic).
 - `in_process_worker(app)`: a real Celery worker (pool solo) in a daemon thread of this
   process, on the ``memory://`` broker and ``cache+memory://`` backend. It starts in about
   50 ms; stopping one costs seconds, so it is never stopped: each graded test runs in a
@@ -156,6 +158,43 @@ def fake_redis(module: ModuleType | None = None) -> Iterator[fakeredis.FakeRedis
                 yield client
         else:
             yield client
+
+
+class Interleaved:
+    """A Redis client that runs ``during()`` once, right after the first command on ``key``.
+
+    It makes a race deterministic: "a second delivery of the same message runs between
+    this delivery's first Redis command on its idempotency key and the next one". With an
+    atomic claim (SET NX) the second delivery finds the key taken; with a check (EXISTS,
+    GET) followed by a SET, both deliveries proceed. Commands queued in a pipeline or run
+    in a script are not intercepted (such code is atomic or at least not caught wrongly).
+    """
+
+    def __init__(self, client: Any, key: str, during: Callable[[], object]) -> None:
+        self._client = client
+        self._key = key
+        self._during = during
+        self.fired = False
+
+    def _touches_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        names = [*args, kwargs.get("name"), *(kwargs.get("keys") or ())]
+        return any(
+            n in (self._key, self._key.encode()) for n in names if isinstance(n, str | bytes)
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or name in {"pipeline", "lock", "register_script"}:
+            return attribute
+
+        def command(*args: Any, **kwargs: Any) -> Any:
+            result = attribute(*args, **kwargs)
+            if not self.fired and self._touches_key(args, kwargs):
+                self.fired = True
+                self._during()
+            return result
+
+        return command
 
 
 def use_memory_transport(app: Celery) -> Celery:
