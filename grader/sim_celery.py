@@ -166,8 +166,8 @@ class Interleaved:
     It makes a race deterministic: "a second delivery of the same message runs between
     this delivery's first Redis command on its idempotency key and the next one". With an
     atomic claim (SET NX) the second delivery finds the key taken; with a check (EXISTS,
-    GET) followed by a SET, both deliveries proceed. Commands queued in a pipeline or run
-    in a script are not intercepted (such code is atomic or at least not caught wrongly).
+    GET) followed by a SET, both deliveries proceed. A pipeline counts as one command: it
+    runs ``during()`` after its ``execute()`` if a queued command touched the key.
     """
 
     def __init__(self, client: Any, key: str, during: Callable[[], object]) -> None:
@@ -176,25 +176,66 @@ class Interleaved:
         self._during = during
         self.fired = False
 
-    def _touches_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    def touches_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """Whether a command with these arguments names the key."""
         names = [*args, kwargs.get("name"), *(kwargs.get("keys") or ())]
-        return any(
-            n in (self._key, self._key.encode()) for n in names if isinstance(n, str | bytes)
-        )
+        wanted = (self._key, self._key.encode())
+        return any(n in wanted for n in names if isinstance(n, str | bytes))
+
+    def after_command(self) -> None:
+        """Run ``during()`` if it has not run yet."""
+        if not self.fired:
+            self.fired = True
+            self._during()
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._client, name)
-        if not callable(attribute) or name in {"pipeline", "lock", "register_script"}:
+        if name == "pipeline":
+            return lambda *a, **k: _InterleavedPipeline(attribute(*a, **k), self)
+        if not callable(attribute):
             return attribute
 
         def command(*args: Any, **kwargs: Any) -> Any:
             result = attribute(*args, **kwargs)
-            if not self.fired and self._touches_key(args, kwargs):
-                self.fired = True
-                self._during()
+            if self.touches_key(args, kwargs):
+                self.after_command()
             return result
 
         return command
+
+
+class _InterleavedPipeline:
+    """A pipeline of an `Interleaved` client: ``during()`` runs after ``execute()``."""
+
+    def __init__(self, pipeline: Any, owner: Interleaved) -> None:
+        self._pipeline = pipeline
+        self._owner = owner
+        self._touched = False
+
+    def __enter__(self) -> _InterleavedPipeline:
+        self._pipeline.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> Any:
+        return self._pipeline.__exit__(*exc)
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        result = self._pipeline.execute(*args, **kwargs)
+        if self._touched:
+            self._owner.after_command()
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._pipeline, name)
+        if not callable(attribute):
+            return attribute
+
+        def queued(*args: Any, **kwargs: Any) -> Any:
+            self._touched = self._touched or self._owner.touches_key(args, kwargs)
+            result = attribute(*args, **kwargs)
+            return self if result is self._pipeline else result
+
+        return queued
 
 
 def use_memory_transport(app: Celery) -> Celery:
