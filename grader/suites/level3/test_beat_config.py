@@ -20,10 +20,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from grader import paths
+from grader.drawing import deterministic
 from grader.feedback import expect, expect_equal, expect_fire_times, fail
 from grader.sim_beat import BeatSimulation, beat_app, simulate_beat
 from grader.targets import Target, load_file
@@ -37,13 +38,7 @@ WEEK = timedelta(days=7)
 # Beat sleeps until the next due entry (no 5-minute wake-ups): fewer ticks, same sends.
 EXACT_SLEEP = {"beat_max_loop_interval": 7 * 24 * 3600}
 
-DRAWN = settings(
-    max_examples=12,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+DRAWN = deterministic(max_examples=12)
 # Any second of a week in Asia/Shanghai, Monday 00:00 included.
 START_OFFSETS = st.integers(min_value=0, max_value=7 * 24 * 3600 - 1)
 # demo_seconds: whole seconds (an int) or quarter seconds (a float), 0.5 s .. 1 h.

@@ -19,11 +19,12 @@ from celery import Celery
 from celery.result import AsyncResult, GroupResult
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from grader import paths
+from grader.drawing import deterministic
 from grader.feedback import expect, expect_equal
 from grader.sim_celery import (
     in_process_worker,
@@ -43,13 +44,7 @@ TEST_ENV = {
 }
 WAIT = 3.0  # seconds; the in-process worker answers in milliseconds
 NOTIFY_FIELDS = ("notification_id", "user_id", "message")
-DRAWN = settings(
-    max_examples=12,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+DRAWN = deterministic(max_examples=12)
 
 
 @cache

@@ -20,10 +20,11 @@ from unittest import mock
 import pytest
 import redis as redis_library
 from billiard.exceptions import SoftTimeLimitExceeded
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from grader.clock import VirtualClock
+from grader.drawing import deterministic
 from grader.feedback import GradingFailure, expect, expect_equal
 from grader.sim_celery import (
     Interleaved,
@@ -42,13 +43,7 @@ from grader.testing import environment
 NOTE_C = "07c_celery_beat_intro.md"
 NOTE_D = "07d_celery_beat_advanced.md"
 FILE = "celery_beat/tasks.py"
-DRAWN = settings(
-    max_examples=10,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+DRAWN = deterministic(max_examples=10)
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 TEST_ENV = {
     "CELERY_BROKER_URL": "memory://",

@@ -16,10 +16,11 @@ from unittest import mock
 
 import pytest
 from celery import Celery
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from grader import paths
+from grader.drawing import deterministic
 from grader.feedback import expect, expect_equal, fail
 from grader.sim_celery import routed_queues
 from grader.targets import Target, load_file
@@ -34,13 +35,7 @@ TEST_ENV = {
 }
 
 
-DRAWN = settings(
-    max_examples=15,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+DRAWN = deterministic(max_examples=15)
 LOGLEVELS = st.sampled_from(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
 SCHEDULE_FILES = st.sampled_from(
     [None, "celerybeat-schedule", "/var/lib/beat/schedule", "/tmp/beat state.db", "s"]
