@@ -133,6 +133,7 @@ def _load_with_demo_env(target: Target, value: str) -> ModuleType:
     note=f"{NOTE}#beat-schedule",
     hint="Each entry: {'task': 'cronkata.cleanup', 'schedule': ..., 'options': {...}}; "
     "tasks by their registered names, never imported.",
+    timeout=10,
     spec=("three-entries", "tasks-by-name"),
 )
 def test_schedule_has_three_entries_naming_their_tasks(target: Target) -> None:
@@ -235,6 +236,7 @@ def test_purge_is_sent_at_0300_on_weekdays_only(target: Target, offset: int) -> 
     points=1,
     note=f"{NOTE}#beat-schedule",
     hint="'kwargs': {'max_age_seconds': PURGE_MAX_AGE_SECONDS} in the purge entry.",
+    timeout=10,
     spec=("purge-kwargs",),
 )
 def test_purge_sends_cleanup_with_its_max_age(target: Target) -> None:
@@ -254,6 +256,7 @@ def test_purge_sends_cleanup_with_its_max_age(target: Target) -> None:
     points=1,
     note=f"{NOTE}#options",
     hint="'options': {'queue': MAINTENANCE_QUEUE, ...} in every entry.",
+    timeout=10,
     spec=("maintenance-queue",),
 )
 def test_every_entry_is_sent_to_the_maintenance_queue(target: Target) -> None:
@@ -291,6 +294,7 @@ def _expiry_problems(sim: BeatSimulation) -> list[str]:
     note=f"{NOTE}#options",
     hint="'options': {'expires': seconds}, fewer seconds than the entry's period: a "
     "message that waited longer is stale, the next one is on its way.",
+    timeout=10,
     spec=("expires-before-next-send",),
 )
 def test_every_entry_expires_before_its_next_send(target: Target) -> None:
@@ -377,6 +381,7 @@ def test_demo_cleanup_expires_before_its_next_send(target: Target, demo: float) 
     note=f"{NOTE}#beat-schedule",
     hint="At the bottom of the module: beat_schedule = build_beat_schedule(...): Celery reads "
     "the lowercase names of a config module.",
+    timeout=10,
     spec=("celery-reads-module-settings",),
 )
 def test_celery_reads_the_zone_and_the_schedule_from_the_module(target: Target) -> None:
@@ -400,6 +405,7 @@ def test_celery_reads_the_zone_and_the_schedule_from_the_module(target: Target) 
     note=f"{NOTE}#hello-world",
     hint="float(os.environ[DEMO_ENV]) when it is set: '2.5' is a valid number of seconds "
     "(int('2.5') raises ValueError).",
+    timeout=10,
     spec=("demo-env-float",),
 )
 def test_demo_variable_with_a_fraction_sends_cleanup_every_2_5_seconds(target: Target) -> None:
@@ -420,6 +426,7 @@ def test_demo_variable_with_a_fraction_sends_cleanup_every_2_5_seconds(target: T
     note=f"{NOTE}#hello-world",
     hint="An empty variable counts as unset: os.environ.get(DEMO_ENV) or None, then "
     "build_beat_schedule(None) keeps the 10 minute cleanup.",
+    timeout=10,
     spec=("demo-env-empty-is-unset",),
 )
 def test_empty_demo_variable_keeps_the_10_minute_cleanup(target: Target) -> None:

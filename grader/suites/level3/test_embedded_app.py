@@ -152,6 +152,7 @@ def _workflow(
     note=f"{NOTE}#fastapi",
     hint="@app.post('/tasks/notify', status_code=202): notify.delay(...) returns at once; "
     "answer {'task_id': result.id}.",
+    timeout=10,
     spec=("notify-answers-202", "nothing-runs-in-web"),
 )
 def test_enqueue_answers_202_with_a_task_id(target: Target) -> None:
@@ -177,6 +178,7 @@ def test_enqueue_answers_202_with_a_task_id(target: Target) -> None:
     note=f"{NOTE}#fastapi",
     hint="notify.delay(body.notification_id, body.user_id, body.message): in the task's "
     "parameter order (or as keywords).",
+    timeout=10,
     spec=("notify-sends-the-fields",),
 )
 def test_enqueued_message_carries_the_request_fields(target: Target) -> None:
@@ -279,6 +281,7 @@ def test_workflow_bodies_are_accepted_exactly_within_the_bounds(
     note=f"{NOTE}#fastapi",
     hint="Let pydantic validate: a BaseModel body with Field(min_length=1), Field(gt=0), "
     "Literal['chain', 'group', 'chord'].",
+    timeout=10,
     spec=("invalid-bodies-422",),
 )
 def test_bad_input_is_rejected_with_422_and_nothing_is_queued(target: Target) -> None:
@@ -337,6 +340,7 @@ def test_build_workflow_computes_the_spec_for_any_numbers(
     note=f"{NOTE}#fastapi",
     hint="GET /tasks/{task_id}: AsyncResult(task_id, app=celery_app).state, and .result "
     "once it is SUCCESS.",
+    timeout=10,
     spec=("workflow-answers-202", "status-answers-200", "task-state"),
 )
 def test_chain_state_moves_from_pending_to_success(target: Target) -> None:
@@ -354,6 +358,7 @@ def test_chain_state_moves_from_pending_to_success(target: Target) -> None:
     note=f"{NOTE}#canvas",
     hint="group(square.s(n) for n in numbers).apply_async(), then result.save(): a group's "
     "id can only be looked up again (GroupResult.restore) if it was saved.",
+    timeout=10,
     spec=("group-saved", "group-success-list"),
 )
 def test_group_result_lists_each_square(target: Target) -> None:
@@ -370,6 +375,7 @@ def test_group_result_lists_each_square(target: Target) -> None:
     note=f"{NOTE}#canvas",
     hint="chord((square.s(n) for n in numbers), total.s()): the callback gets the list of "
     "the group's results.",
+    timeout=10,
     spec=("chord-sum-of-squares",),
 )
 def test_chord_result_is_the_sum_of_squares(target: Target) -> None:
@@ -386,6 +392,7 @@ def test_chord_result_is_the_sum_of_squares(target: Target) -> None:
     note=f"{NOTE}#failure-handling",
     hint="For a FAILURE, AsyncResult.result is the exception: "
     "f'{type(exc).__name__}: {exc}' as 'error', never the exception object itself.",
+    timeout=10,
     spec=("failure-error-format",),
 )
 def test_failed_task_state_is_failure_with_its_error(target: Target) -> None:
@@ -415,6 +422,7 @@ def test_failed_task_state_is_failure_with_its_error(target: Target) -> None:
     note=f"{NOTE}#fastapi",
     hint="Only a SUCCESS has a result: for STARTED the backend's result is the worker's "
     "metadata, for RETRY the exception; answer result None for them.",
+    timeout=10,
     spec=("result-only-on-success", "task-state"),
 )
 def test_started_and_retrying_tasks_carry_no_result(target: Target) -> None:
@@ -439,6 +447,7 @@ def test_started_and_retrying_tasks_carry_no_result(target: Target) -> None:
     points=1,
     note=f"{NOTE}#canvas",
     hint="saved_group.ready() is True only when every member finished: until then PENDING.",
+    timeout=10,
     spec=("group-pending-until-ready",),
 )
 def test_a_partly_done_group_is_pending(target: Target) -> None:
@@ -458,6 +467,7 @@ def test_a_partly_done_group_is_pending(target: Target) -> None:
     points=1,
     note=f"{NOTE}#canvas",
     hint="A ready group is SUCCESS only if saved_group.successful(); otherwise FAILURE.",
+    timeout=10,
     spec=("group-failure",),
 )
 def test_a_group_with_a_failed_member_is_failure(target: Target) -> None:
@@ -479,6 +489,7 @@ def test_a_group_with_a_failed_member_is_failure(target: Target) -> None:
     points=1,
     note=f"{NOTE}#fastapi",
     hint="create_app() builds a new FastAPI() (and its routes) each time it is called.",
+    timeout=10,
     spec=("create-app-new",),
 )
 def test_create_app_returns_a_new_app_each_time(target: Target) -> None:
@@ -496,6 +507,7 @@ def test_create_app_returns_a_new_app_each_time(target: Target) -> None:
     points=1,
     note=f"{NOTE}#fastapi",
     hint="At the bottom of the module: app = create_app(), for `uvicorn embedded_app:app`.",
+    timeout=10,
     spec=("module-app",),
 )
 def test_the_module_app_serves_the_endpoints(target: Target) -> None:

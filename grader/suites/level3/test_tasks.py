@@ -107,6 +107,7 @@ def _always_transient(module: ModuleType, provider: Provider) -> None:
     note=f"{NOTE_C}#hello-world",
     hint="broker_url=os.environ.get('CELERY_BROKER_URL', DEFAULT_BROKER_URL), and the same "
     "for result_backend with CELERY_RESULT_BACKEND.",
+    timeout=10,
     spec=("broker-and-backend-from-env",),
 )
 def test_app_defaults_to_redis(target: Target) -> None:
@@ -126,6 +127,7 @@ def test_app_defaults_to_redis(target: Target) -> None:
     note=f"{NOTE_C}#beat-schedule",
     hint="import beat_config, then app.config_from_object(beat_config): the zone and the "
     "schedule have one home.",
+    timeout=10,
     spec=("app-loads-beat-config",),
 )
 def test_app_takes_beat_settings_from_beat_config(target: Target) -> None:
@@ -149,6 +151,7 @@ def test_app_takes_beat_settings_from_beat_config(target: Target) -> None:
     note=f"{NOTE_D}#exercises",
     hint="get_redis() reads os.environ['REDIS_URL'] (default DEFAULT_REDIS_URL) each time "
     "it is called and returns redis.Redis.from_url(url, decode_responses=True).",
+    timeout=10,
     spec=("get-redis-reads-redis-url",),
 )
 def test_get_redis_reads_redis_url_when_called(target: Target) -> None:
@@ -178,6 +181,7 @@ def test_get_redis_reads_redis_url_when_called(target: Target) -> None:
     note=f"{NOTE_D}#exercises",
     hint="Build clients only inside get_redis(): a module-level redis.Redis(...) connects "
     "with the URL of import time and is shared by every forked worker process.",
+    timeout=10,
     spec=("no-redis-client-at-import", "get-redis-reads-redis-url"),
 )
 def test_redis_clients_are_created_only_by_get_redis(target: Target) -> None:
@@ -204,6 +208,7 @@ def test_redis_clients_are_created_only_by_get_redis(target: Target) -> None:
     points=1,
     note=f"{NOTE_C}#architecture",
     hint="Each task has an explicit name: @app.task(name='cronkata.add').",
+    timeout=10,
     spec=("explicit-task-names",),
 )
 def test_tasks_are_registered_under_their_explicit_names(target: Target) -> None:
@@ -258,6 +263,7 @@ def test_building_blocks_add_square_and_total(
     note=f"{NOTE_D}#distributed",
     hint="app.conf.task_routes = TASK_ROUTES: every process then sends each task to the "
     "same queue.",
+    timeout=10,
     spec=("task-routes",),
 )
 def test_every_task_is_routed_by_task_routes(target: Target) -> None:
@@ -280,6 +286,7 @@ def test_every_task_is_routed_by_task_routes(target: Target) -> None:
     note=f"{NOTE_D}#eager-mode",
     hint="Never task_always_eager in the app: delay() must send a message, not run the "
     "task in the caller.",
+    timeout=10,
     spec=("never-eager",),
 )
 def test_delay_queues_a_message_on_the_notifications_queue(target: Target) -> None:
@@ -359,6 +366,7 @@ def test_cleanup_removes_only_idle_sessions(
     note=f"{NOTE_D}#exercises",
     hint="daily_report() returns {'sessions': zcard(SESSIONS_KEY), "
     "'notifications_sent': int(get(SENT_COUNTER_KEY) or 0)}.",
+    timeout=10,
     spec=("daily-report-counts",),
 )
 def test_daily_report_counts_sessions_and_notifications(target: Target) -> None:
@@ -380,6 +388,7 @@ def test_daily_report_counts_sessions_and_notifications(target: Target) -> None:
     note=f"{NOTE_D}#exercises",
     hint="int(client.get(SENT_COUNTER_KEY) or 0): before the first notification the counter "
     "does not exist.",
+    timeout=10,
     spec=("daily-report-counter-missing-is-0",),
 )
 def test_daily_report_counts_0_before_any_notification(target: Target) -> None:
@@ -399,6 +408,7 @@ def test_daily_report_counts_0_before_any_notification(target: Target) -> None:
     note=f"{NOTE_D}#retries",
     hint="@app.task(autoretry_for=(TransientError,), max_retries=NOTIFY_MAX_RETRIES, ...): "
     "max_retries counts retries, so there are max_retries + 1 attempts.",
+    timeout=10,
     spec=("max-retries",),
 )
 def test_transient_errors_are_retried_max_retries_times(target: Target) -> None:
@@ -421,6 +431,7 @@ def test_transient_errors_are_retried_max_retries_times(target: Target) -> None:
     note=f"{NOTE_D}#retries",
     hint="retry_backoff=NOTIFY_BACKOFF_FACTOR: countdown = factor * 2**retries (before jitter); "
     "retry_backoff=True means factor 1.",
+    timeout=10,
     spec=("exponential-backoff",),
 )
 def test_retry_countdowns_grow_exponentially(target: Target) -> None:
@@ -442,6 +453,7 @@ def test_retry_countdowns_grow_exponentially(target: Target) -> None:
     points=2,
     note=f"{NOTE_D}#retries",
     hint="retry_backoff_max=NOTIFY_BACKOFF_MAX_SECONDS (Celery's default cap is 600 s).",
+    timeout=10,
     spec=("backoff-cap",),
 )
 def test_retry_countdowns_are_capped(target: Target) -> None:
@@ -463,6 +475,7 @@ def test_retry_countdowns_are_capped(target: Target) -> None:
     note=f"{NOTE_D}#retries",
     hint="retry_jitter=True: Celery draws each countdown from 0..backoff, so a thousand "
     "failed tasks do not all retry in the same second.",
+    timeout=10,
     spec=("full-jitter",),
 )
 def test_retry_countdowns_are_jittered(target: Target) -> None:
@@ -528,6 +541,7 @@ def test_retry_countdowns_follow_full_jitter_for_any_draw(
     points=1,
     note=f"{NOTE_D}#retries",
     hint="Retry only what can heal by itself: autoretry_for=(TransientError,), not Exception.",
+    timeout=10,
     spec=("retry-transient-only",),
 )
 def test_other_errors_are_not_retried(target: Target) -> None:
@@ -551,6 +565,7 @@ def test_other_errors_are_not_retried(target: Target) -> None:
     note=f"{NOTE_D}#failure-handling",
     hint="A Task base class whose on_failure() calls send_alert(...): Celery calls it once, "
     "after the last attempt, never for a retry.",
+    timeout=10,
     spec=("one-alert-on-final-failure",),
 )
 def test_final_failure_raises_exactly_one_alert(target: Target) -> None:
@@ -571,6 +586,7 @@ def test_final_failure_raises_exactly_one_alert(target: Target) -> None:
     note=f"{NOTE_D}#failure-handling",
     hint="on_failure(self, exc, task_id, args, kwargs, einfo): put self.name and the args "
     "in the text, so whoever is paged knows what failed for whom.",
+    timeout=10,
     spec=("alert-names-task-and-args",),
 )
 def test_the_alert_names_the_task_and_its_args(target: Target) -> None:
@@ -595,6 +611,7 @@ def test_the_alert_names_the_task_and_its_args(target: Target) -> None:
     note=f"{NOTE_D}#idempotency",
     hint="If deliver() raises, delete the idempotency key before re-raising, so the retry "
     "can claim it again.",
+    timeout=10,
     spec=("release-claim-on-error",),
 )
 def test_recovered_notification_is_delivered_once_without_alert(target: Target) -> None:
@@ -620,6 +637,7 @@ def test_recovered_notification_is_delivered_once_without_alert(target: Target) 
     note=f"{NOTE_D}#failure-handling",
     hint="SoftTimeLimitExceeded is raised inside deliver(): free the claim and re-raise it "
     "(except BaseException / except Exception: ...; raise), never swallow it.",
+    timeout=10,
     spec=("release-claim-on-error",),
 )
 def test_a_soft_time_limit_fails_the_task_and_frees_the_claim(target: Target) -> None:
@@ -647,6 +665,7 @@ def test_a_soft_time_limit_fails_the_task_and_frees_the_claim(target: Target) ->
     points=1,
     note=f"{NOTE_D}#idempotency",
     hint="deliver(user_id, message): in that order, then return 'sent'.",
+    timeout=10,
     spec=("deliver-user-and-message", "returns-sent"),
 )
 def test_notify_delivers_user_id_and_message_and_returns_sent(target: Target) -> None:
@@ -665,6 +684,7 @@ def test_notify_delivers_user_id_and_message_and_returns_sent(target: Target) ->
     note=f"{NOTE_D}#idempotency",
     hint="Claim IDEMPOTENCY_KEY_PREFIX + notification_id with SET NX (and an expiry) "
     "before delivering; if the key exists, return 'duplicate'.",
+    timeout=10,
     spec=("duplicate-not-delivered",),
 )
 def test_a_redelivered_message_has_one_effect(target: Target) -> None:
@@ -689,6 +709,7 @@ def test_a_redelivered_message_has_one_effect(target: Target) -> None:
     note=f"{NOTE_D}#idempotency",
     hint="Check and claim in ONE command: client.set(key, ..., nx=True, ex=...). EXISTS (or "
     "GET) then SET lets a second delivery slip in between.",
+    timeout=10,
     spec=("claim-atomically",),
 )
 def test_a_concurrent_redelivery_delivers_once(target: Target) -> None:
@@ -718,6 +739,7 @@ def test_a_concurrent_redelivery_delivers_once(target: Target) -> None:
     note=f"{NOTE_D}#idempotency",
     hint="client.set(key, 'in-progress', nx=True, ex=NOTIFY_TIME_LIMIT): if the worker is "
     "killed mid-delivery, the claim expires and a redelivery can claim it.",
+    timeout=10,
     spec=("claim-expires",),
 )
 def test_the_claim_has_an_expiry_while_delivering(target: Target) -> None:
@@ -747,6 +769,7 @@ def test_the_claim_has_an_expiry_while_delivering(target: Target) -> None:
     note=f"{NOTE_D}#idempotency",
     hint="The key is IDEMPOTENCY_KEY_PREFIX + notification_id, not the Celery task id: the "
     "same notification can come back in a new message.",
+    timeout=10,
     spec=("key-per-notification",),
 )
 def test_the_key_is_the_notification_not_the_message(target: Target) -> None:
@@ -775,6 +798,7 @@ def test_the_key_is_the_notification_not_the_message(target: Target) -> None:
     hint="After delivering, client.set(key, 'sent', ex=IDEMPOTENCY_TTL_SECONDS) (a plain SET "
     "drops the expiry): long enough to catch a late redelivery, short enough to not grow "
     "Redis for ever.",
+    timeout=10,
     spec=("key-kept-after-delivery",),
 )
 def test_the_key_is_kept_for_a_week_after_delivery(target: Target) -> None:
@@ -794,6 +818,7 @@ def test_the_key_is_kept_for_a_week_after_delivery(target: Target) -> None:
     points=1,
     note=f"{NOTE_D}#idempotency",
     hint="client.incr(SENT_COUNTER_KEY) after deliver() returned, never before it.",
+    timeout=10,
     spec=("count-deliveries",),
 )
 def test_failed_attempts_are_not_counted_as_sent(target: Target) -> None:
@@ -820,6 +845,7 @@ def test_failed_attempts_are_not_counted_as_sent(target: Target) -> None:
     points=1,
     note=f"{NOTE_D}#worker-settings",
     hint="@app.task(soft_time_limit=NOTIFY_SOFT_TIME_LIMIT, time_limit=NOTIFY_TIME_LIMIT).",
+    timeout=10,
     spec=("time-limits",),
 )
 def test_notify_has_a_soft_limit_below_its_hard_limit(target: Target) -> None:

@@ -122,6 +122,7 @@ def _canonical(argv: list[str]) -> tuple[list[str], list[str]]:
     note=f"{NOTE}#worker-settings",
     hint="'task_acks_late': True: the message is acknowledged after the task ran, not when "
     "the worker received it (the unprefixed 'acks_late' key is ignored).",
+    timeout=10,
     spec=("acks-late",),
 )
 def test_acks_late(target: Target) -> None:
@@ -134,6 +135,7 @@ def test_acks_late(target: Target) -> None:
     note=f"{NOTE}#worker-settings",
     hint="task_reject_on_worker_lost=True: without it, a killed child process still "
     "acknowledges its message and the task is lost.",
+    timeout=10,
     spec=("reject-on-worker-lost",),
 )
 def test_reject_on_worker_lost(target: Target) -> None:
@@ -152,6 +154,7 @@ def test_reject_on_worker_lost(target: Target) -> None:
     note=f"{NOTE}#worker-settings",
     hint="At import: configure_worker(app) on the app from tasks.py, before anything "
     "finalizes it (a task's acks_late is copied from the settings when it is bound).",
+    timeout=10,
     spec=("configured-at-import",),
 )
 def test_importing_the_module_configures_the_tasks(target: Target) -> None:
@@ -173,6 +176,7 @@ def test_importing_the_module_configures_the_tasks(target: Target) -> None:
     note=f"{NOTE}#worker-settings",
     hint="celery_app.conf.update(worker_settings()) adds to the configuration; "
     "config_from_object(...) replaces its source, and beat_config's settings are gone.",
+    timeout=10,
     spec=("configure-keeps-other-settings",),
 )
 def test_configuring_keeps_the_apps_other_settings(target: Target) -> None:
@@ -194,6 +198,7 @@ def test_configuring_keeps_the_apps_other_settings(target: Target) -> None:
     note=f"{NOTE}#worker-settings",
     hint="def configure_worker(celery_app): celery_app.conf.update(worker_settings()); "
     "return celery_app.",
+    timeout=10,
     spec=("configure-updates-and-returns",),
 )
 def test_configure_worker_applies_the_settings_and_returns_the_app(target: Target) -> None:
@@ -213,6 +218,7 @@ def test_configure_worker_applies_the_settings_and_returns_the_app(target: Targe
     points=1,
     note=f"{NOTE}#worker-settings",
     hint="worker_prefetch_multiplier=1: each process reserves one message at a time.",
+    timeout=10,
     spec=("prefetch-one",),
 )
 def test_prefetch_multiplier_is_one(target: Target) -> None:
@@ -231,6 +237,7 @@ def test_prefetch_multiplier_is_one(target: Target) -> None:
     note=f"{NOTE}#worker-settings",
     hint="task_soft_time_limit < task_time_limit: the soft limit warns the task, the hard "
     "one kills the process.",
+    timeout=10,
     spec=("soft-below-hard",),
 )
 def test_soft_time_limit_is_below_the_hard_limit(target: Target) -> None:
@@ -248,6 +255,7 @@ def test_soft_time_limit_is_below_the_hard_limit(target: Target) -> None:
     note=f"{NOTE}#worker-settings",
     hint="task_time_limit <= broker_transport_options['visibility_timeout'], or Redis hands "
     "a still-running task to a second worker.",
+    timeout=10,
     spec=("hard-within-visibility",),
 )
 def test_hard_limit_fits_in_the_visibility_timeout(target: Target) -> None:
@@ -267,6 +275,7 @@ def test_hard_limit_fits_in_the_visibility_timeout(target: Target) -> None:
     note=f"{NOTE}#worker-settings",
     hint="A task's own time_limit (tasks.py) overrides task_time_limit: each must fit "
     "in the visibility timeout.",
+    timeout=10,
     spec=("hard-within-visibility",),
 )
 def test_every_task_ends_within_the_visibility_timeout(target: Target) -> None:
@@ -292,6 +301,7 @@ def test_every_task_ends_within_the_visibility_timeout(target: Target) -> None:
     note=f"{NOTE}#worker-settings",
     hint="A retry waiting for its countdown is an unacknowledged message too: the visibility "
     "timeout must be longer than the longest countdown (notify's retry_backoff_max).",
+    timeout=10,
     spec=("visibility-covers-countdowns",),
 )
 def test_retry_countdowns_fit_in_the_visibility_timeout(target: Target) -> None:
@@ -313,6 +323,7 @@ def test_retry_countdowns_fit_in_the_visibility_timeout(target: Target) -> None:
     note=f"{NOTE}#distributed",
     hint="task_queues declares a kombu Queue per name in QUEUES, and worker_argv() consumes "
     "them all: --queues=celery,maintenance,notifications.",
+    timeout=10,
     spec=("queue-per-name",),
 )
 def test_worker_declares_and_consumes_every_routed_queue(target: Target) -> None:
@@ -334,6 +345,7 @@ def test_worker_declares_and_consumes_every_routed_queue(target: Target) -> None
     note=f"{NOTE}#distributed",
     hint="Queue(name, Exchange(name), routing_key=name): a message routed to a queue reaches "
     "it through its exchange by its routing key.",
+    timeout=10,
     spec=("queue-per-name",),
 )
 def test_each_queue_has_its_own_exchange_and_routing_key(target: Target) -> None:
@@ -383,6 +395,7 @@ def test_worker_argv_matches_the_spec(
     note=f"{NOTE}#worker-settings",
     hint="main() parses its arguments and calls app.worker_main(worker_argv(...)) once; "
     "--beat is off unless given.",
+    timeout=10,
     spec=("main-starts-the-worker", "main-returns-0"),
 )
 def test_main_starts_a_worker_without_beat(target: Target) -> None:
@@ -425,6 +438,7 @@ def test_main_passes_its_flags_to_the_worker(
     points=1,
     note=f"{NOTE}#worker-settings",
     hint="parser.parse_args(argv): argparse reads sys.argv[1:] itself only when argv is None.",
+    timeout=10,
     spec=("main-parses-argv",),
 )
 def test_main_reads_sys_argv_only_without_arguments(target: Target) -> None:
