@@ -44,7 +44,7 @@ TEST_ENV = {
 }
 WAIT = 3.0  # seconds; the in-process worker answers in milliseconds
 NOTIFY_FIELDS = ("notification_id", "user_id", "message")
-DRAWN = deterministic(max_examples=12)
+DRAWN = deterministic(max_examples=10)
 
 
 @cache

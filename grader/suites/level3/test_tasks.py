@@ -43,7 +43,7 @@ from grader.testing import environment
 NOTE_C = "07c_celery_beat_intro.md"
 NOTE_D = "07d_celery_beat_advanced.md"
 FILE = "celery_beat/tasks.py"
-DRAWN = deterministic(max_examples=10)
+DRAWN = deterministic(max_examples=8)
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 TEST_ENV = {
     "CELERY_BROKER_URL": "memory://",

@@ -35,7 +35,7 @@ TEST_ENV = {
 }
 
 
-DRAWN = deterministic(max_examples=15)
+DRAWN = deterministic(max_examples=10)
 LOGLEVELS = st.sampled_from(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
 SCHEDULE_FILES = st.sampled_from(
     [None, "celerybeat-schedule", "/var/lib/beat/schedule", "/tmp/beat state.db", "s"]
