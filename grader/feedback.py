@@ -42,6 +42,9 @@ def _stamp(moment: datetime | None, tz: tzinfo | None) -> str:
     if moment is None:
         return "-"
     shown = moment.astimezone(tz) if tz is not None else moment
+    if shown.microsecond:  # a fraction of a second (e.g. every 2.5 s) must stay visible
+        fraction = f"{shown.microsecond / 1e6:.6f}".rstrip("0")[1:]
+        return shown.strftime(f"%a %Y-%m-%d %H:%M:%S{fraction}%z").rstrip()
     return shown.strftime("%a %Y-%m-%d %H:%M:%S%z").rstrip()
 
 

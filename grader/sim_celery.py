@@ -11,6 +11,8 @@
   and records each bound it was asked for.
 - `fake_redis(module)`: a fresh fakeredis server for one test, handed out by the module's
   ``get_redis()`` (and by ``redis.Redis.from_url``, in case code bypasses it).
+- `Interleaved(client, key, during)`: a Redis client that runs ``during()`` right after
+  the first command on ``key`` (a concurrent redelivery, deterministic).
 - `in_process_worker(app)`: a real Celery worker (pool solo) in a daemon thread of this
   process, on the ``memory://`` broker and ``cache+memory://`` backend. It starts in about
   50 ms; stopping one costs seconds, so it is never stopped: each graded test runs in a
@@ -156,6 +158,84 @@ def fake_redis(module: ModuleType | None = None) -> Iterator[fakeredis.FakeRedis
                 yield client
         else:
             yield client
+
+
+class Interleaved:
+    """A Redis client that runs ``during()`` once, right after the first command on ``key``.
+
+    It makes a race deterministic: "a second delivery of the same message runs between
+    this delivery's first Redis command on its idempotency key and the next one". With an
+    atomic claim (SET NX) the second delivery finds the key taken; with a check (EXISTS,
+    GET) followed by a SET, both deliveries proceed. A pipeline counts as one command: it
+    runs ``during()`` after its ``execute()`` if a queued command touched the key.
+    """
+
+    def __init__(self, client: Any, key: str, during: Callable[[], object]) -> None:
+        self._client = client
+        self._key = key
+        self._during = during
+        self.fired = False
+
+    def touches_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """Whether a command with these arguments names the key."""
+        names = [*args, kwargs.get("name"), *(kwargs.get("keys") or ())]
+        wanted = (self._key, self._key.encode())
+        return any(n in wanted for n in names if isinstance(n, str | bytes))
+
+    def after_command(self) -> None:
+        """Run ``during()`` if it has not run yet."""
+        if not self.fired:
+            self.fired = True
+            self._during()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if name == "pipeline":
+            return lambda *a, **k: _InterleavedPipeline(attribute(*a, **k), self)
+        if not callable(attribute):
+            return attribute
+
+        def command(*args: Any, **kwargs: Any) -> Any:
+            result = attribute(*args, **kwargs)
+            if self.touches_key(args, kwargs):
+                self.after_command()
+            return result
+
+        return command
+
+
+class _InterleavedPipeline:
+    """A pipeline of an `Interleaved` client: ``during()`` runs after ``execute()``."""
+
+    def __init__(self, pipeline: Any, owner: Interleaved) -> None:
+        self._pipeline = pipeline
+        self._owner = owner
+        self._touched = False
+
+    def __enter__(self) -> _InterleavedPipeline:
+        self._pipeline.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> Any:
+        return self._pipeline.__exit__(*exc)
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        result = self._pipeline.execute(*args, **kwargs)
+        if self._touched:
+            self._owner.after_command()
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._pipeline, name)
+        if not callable(attribute):
+            return attribute
+
+        def queued(*args: Any, **kwargs: Any) -> Any:
+            self._touched = self._touched or self._owner.touches_key(args, kwargs)
+            result = attribute(*args, **kwargs)
+            return self if result is self._pipeline else result
+
+        return queued
 
 
 def use_memory_transport(app: Celery) -> Celery:

@@ -16,6 +16,7 @@ from celery.schedules import crontab
 from grader import sandbox
 from grader.sim_beat import BeatSimulationError, beat_app, simulate_beat
 from grader.sim_celery import (
+    Interleaved,
     controlled_jitter,
     fake_redis,
     in_process_worker,
@@ -150,6 +151,26 @@ def test_a_week_of_three_entries_is_fast() -> None:
     assert time.perf_counter() - started < 2.0
 
 
+def test_sleeping_until_the_next_due_entry_sends_what_default_beat_sends() -> None:
+    """The suites set beat_max_loop_interval to a week: fewer ticks, the same sends."""
+    start = datetime(2026, 3, 4, 13, 7, 41, tzinfo=SHANGHAI).astimezone(UTC)
+    schedule = {
+        "often": _entry(timedelta(seconds=600)),
+        "daily": _entry(crontab(minute=0, hour=8)),
+        "weekdays": _entry(crontab(minute=0, hour=3, day_of_week="mon-fri")),
+    }
+    runs = []
+    for extra in ({}, {"beat_max_loop_interval": 7 * 24 * 3600}):
+        settings = {"timezone": "Asia/Shanghai", "beat_schedule": schedule, **extra}
+        with simulate_beat(settings, start) as sim:
+            sim.run_for(timedelta(days=4))
+        runs.append((sim.ticks, [(s.entry, s.at) for s in sim.sends]))
+    (default_ticks, default_sends), (exact_ticks, exact_sends) = runs
+    assert exact_sends == default_sends
+    assert len(exact_sends) == 4 * 144 + 4 + 2  # Sat and Sun have no weekday send
+    assert exact_ticks < default_ticks
+
+
 # -- tasks as a worker runs them -------------------------------------------------------------
 
 
@@ -256,3 +277,48 @@ def test_in_process_worker_runs_a_chord_in_a_forked_child() -> None:
     assert outcome.payload["value"] == 14
     assert outcome.payload["pid"] != os.getpid()
     assert outcome.payload["seconds"] < 3.0
+
+
+def test_interleaved_runs_a_second_delivery_after_the_first_command_on_the_key() -> None:
+    with fake_redis() as client:
+        order: list[str] = []
+        racing = Interleaved(client, "k", lambda: order.append("during"))
+        racing.set("other", 1)
+        assert order == []
+        assert racing.exists("k") == 0
+        order.append("after exists")
+        racing.set("k", "x")
+        assert order == ["during", "after exists"]  # once only
+        assert racing.fired
+
+
+def test_interleaved_counts_a_pipeline_as_one_command() -> None:
+    with fake_redis() as client:
+        order: list[str] = []
+        racing = Interleaved(client, "k", lambda: order.append(f"during k={client.get('k')}"))
+        with racing.pipeline() as pipe:
+            pipe.set("k", "claimed", nx=True)
+            pipe.expire("k", 30)
+            order.append("queued")
+            pipe.execute()
+        assert order == ["queued", "during k=claimed"]
+
+
+def test_interleaved_makes_check_then_set_deliver_twice_and_set_nx_once() -> None:
+    def notify(client: Any, delivered: list[str], atomic: bool) -> str:
+        if atomic:
+            if not client.set("k", "claimed", nx=True, ex=30):
+                return "duplicate"
+        else:
+            if client.exists("k"):
+                return "duplicate"
+            client.set("k", "claimed", ex=30)
+        delivered.append("sent")
+        return "sent"
+
+    for atomic, expected in ((True, 1), (False, 2)):
+        with fake_redis() as client:
+            delivered: list[str] = []
+            racing = Interleaved(client, "k", lambda: notify(client, delivered, atomic))  # noqa: B023
+            notify(racing, delivered, atomic)
+            assert len(delivered) == expected

@@ -4,15 +4,26 @@ Read first: notes/07d_celery_beat_advanced.md (sections "FastAPI and Celery" and
 "Canvas"). Do the celery_tasks exercise first: this file sends its tasks.
 
 Nothing runs inside the web process: endpoints only *send* messages and read states from
-the result backend. Endpoints:
+the result backend (#nothing-runs-in-web). Endpoints:
 
   * ``POST /tasks/notify`` with a NotifyRequest body: send ``cronkata.notify`` with the
-    body's notification_id, user_id and message; answer 202 with ``{"task_id": ...}``;
+    body's notification_id, user_id and message, as the task's arguments (positional in
+    that order, or by name) (#notify-sends-the-fields); answer 202 with
+    ``{"task_id": ...}`` (#notify-answers-202);
   * ``POST /workflows`` with a WorkflowRequest body: send ``build_workflow(kind,
-    numbers)``; answer 202 with ``{"task_id": ...}`` (for a group: the group's id);
-  * ``GET /tasks/{task_id}``: answer 200 with ``task_status(task_id)``.
+    numbers)``; answer 202 with ``{"task_id": ...}`` (for a group: the group's id)
+    (#workflow-answers-202);
+  * ``GET /tasks/{task_id}``: answer 200 with ``task_status(task_id)``, for any id
+    (#status-answers-200).
 
-Invalid bodies are answered 422 by FastAPI once the models below carry the constraints.
+Invalid bodies are answered 422 by FastAPI once the models below carry the constraints,
+and nothing is sent for them (#invalid-bodies-422).
+
+At the bottom, ``app = create_app()``, so that ``uvicorn embedded_app:app`` finds it
+(#module-app).
+
+Each promise the tests grade ends with a tag such as (#first-run-after-interval); a
+failing test names its tag.
 
 Keep the names, signatures and constants below exactly as they are: the hidden tests
 import them (``celery_app`` too). Replace each ``raise NotImplementedError(...)``.
@@ -39,7 +50,8 @@ class NotifyRequest(BaseModel):
     """The body of POST /tasks/notify.
 
     TODO: constrain the fields with pydantic's Field: notification_id 1 to 64
-    characters, user_id > 0, message 1 to 500 characters.
+    characters, user_id > 0, message 1 to 500 characters, bounds included
+    (#notify-constraints).
     """
 
     notification_id: str
@@ -50,7 +62,8 @@ class NotifyRequest(BaseModel):
 class WorkflowRequest(BaseModel):
     """The body of POST /workflows.
 
-    TODO: numbers must hold 1 to MAX_NUMBERS integers (Field(min_length=..., max_length=...)).
+    TODO: numbers must hold 1 to MAX_NUMBERS integers, bounds included
+    (Field(min_length=..., max_length=...)) (#numbers-constraints).
     """
 
     kind: Literal["chain", "group", "chord"]
@@ -75,9 +88,12 @@ class TaskStatus(BaseModel):
 def build_workflow(kind: str, numbers: list[int]) -> Signature:
     """Return the canvas for ``kind`` over ``numbers`` (tasks add, square, total of tasks.py).
 
-    * "chain": ``add.s(0, n0) | add.s(n1) | add.s(n2) ...``: its result is sum(numbers);
-    * "group": ``square.s(n)`` for each n, in parallel: the list of squares;
-    * "chord": that group, then ``total.s()`` on its results: the sum of the squares.
+    * "chain": ``add.s(0, n0) | add.s(n1) | add.s(n2) ...``: its result is sum(numbers),
+      one number included (#chain-sum);
+    * "group": ``square.s(n)`` for each n, in parallel: the list of squares
+      (#group-squares);
+    * "chord": that group, then ``total.s()`` on its results: the sum of the squares
+      (#chord-sum-of-squares).
     """
     raise NotImplementedError("build a chain, a group or a chord of signatures")
 
@@ -86,19 +102,24 @@ def task_status(task_id: str) -> TaskStatus:
     """Return the state of ``task_id`` from the result backend (never wait for it).
 
     If ``GroupResult.restore(task_id, app=celery_app)`` finds a saved group: "PENDING"
-    until it is ready, then "SUCCESS" with the list of its results (or "FAILURE").
+    until it is ready, i.e. until every member finished (#group-pending-until-ready),
+    then "SUCCESS" with the list of its results (#group-success-list), or "FAILURE" if a
+    member failed (#group-failure).
     Otherwise use ``celery_app.AsyncResult(task_id)``: its ``state`` (PENDING, STARTED,
-    RETRY, SUCCESS, FAILURE), the ``result`` when SUCCESS, and when FAILURE an ``error``
-    string "<ExceptionType>: <message>" (``.result`` is then the exception itself).
+    RETRY, SUCCESS, FAILURE) (#task-state), the ``result`` only when SUCCESS, None in
+    every other state (#result-only-on-success), and when FAILURE an ``error`` string
+    exactly "<ExceptionType>: <message>", e.g. "ValueError: bad input" (``.result`` is
+    then the exception itself) (#failure-error-format).
     """
     raise NotImplementedError("read the state (and result or error) from the backend")
 
 
 def create_app() -> FastAPI:
-    """Return a NEW FastAPI app with the three endpoints described at the top.
+    """Return a NEW FastAPI app with the three endpoints described at the top, each
+    call a different app (#create-app-new).
 
     After sending a group, call ``result.save()``: a group id is not a task id, and
-    task_status can only restore a group that was saved.
+    task_status can only restore a group that was saved (#group-saved).
     """
     raise NotImplementedError("FastAPI() with POST /tasks/notify, POST /workflows, GET /tasks/{id}")
 

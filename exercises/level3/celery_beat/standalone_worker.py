@@ -10,6 +10,13 @@ stop every task well before the broker would hand it to another worker, and cons
 every queue tasks are sent to. Then start the worker (and, with a flag, beat) from
 ``main()``.
 
+Importing this module configures the app: ``configure_worker(app)`` runs at import time
+(at the bottom), because ``celery -A standalone_worker worker`` runs with what the
+import configured (#configured-at-import).
+
+Each promise the tests grade ends with a tag such as (#first-run-after-interval); a
+failing test names its tag.
+
 Keep the names, signatures and constants below exactly as they are: the hidden tests
 import them. Replace each ``raise NotImplementedError(...)`` with your code.
 
@@ -34,19 +41,28 @@ def worker_settings() -> dict[str, Any]:
     """Return the Celery settings of a worker process (lowercase setting names).
 
     The tests check:
-      * task_acks_late and task_reject_on_worker_lost are True;
-      * worker_prefetch_multiplier is 1;
-      * 0 < task_soft_time_limit < task_time_limit <= the visibility timeout, given as
-        broker_transport_options={"visibility_timeout": seconds} (what the Redis broker
-        waits for an acknowledgement before it redelivers a message);
-      * task_queues declares a ``kombu.Queue`` for each name in QUEUES (use
-        ``Queue(name, Exchange(name), routing_key=name)``).
+      * task_acks_late is True (#acks-late) and task_reject_on_worker_lost is True
+        (#reject-on-worker-lost);
+      * worker_prefetch_multiplier is 1 (#prefetch-one);
+      * 0 < task_soft_time_limit < task_time_limit, strictly (#soft-below-hard);
+      * task_time_limit, and every task's own time_limit, <= the visibility timeout,
+        given as broker_transport_options={"visibility_timeout": seconds} (what the Redis
+        broker waits for an acknowledgement before it redelivers a message)
+        (#hard-within-visibility);
+      * the visibility timeout also covers the longest retry countdown of the tasks
+        (notify's retry_backoff_max): a message waiting for its ETA is unacknowledged
+        too (#visibility-covers-countdowns);
+      * task_queues declares a ``kombu.Queue`` for each name in QUEUES, with
+        ``Queue(name, Exchange(name), routing_key=name)`` (#queue-per-name).
     """
     raise NotImplementedError("return the settings dict described above")
 
 
 def configure_worker(celery_app: Celery) -> Celery:
-    """Apply ``worker_settings()`` to ``celery_app`` (``conf.update``) and return it."""
+    """Apply ``worker_settings()`` to ``celery_app`` (``conf.update``) and return it
+    (#configure-updates-and-returns). The app keeps its other settings (beat_config's,
+    task_routes): update, never replace, its configuration (#configure-keeps-other-settings).
+    """
     raise NotImplementedError("celery_app.conf.update(worker_settings())")
 
 
@@ -57,17 +73,20 @@ def worker_argv(
 
     ``["worker", "--loglevel=<loglevel>", "--queues=<QUEUES joined by commas>"]``, plus,
     when ``beat`` is true, ``"--beat"`` and ``"--schedule=<schedule_file or
-    DEFAULT_SCHEDULE_FILE>"`` (beat's state file).
+    DEFAULT_SCHEDULE_FILE>"`` (beat's state file); no ``--schedule`` without beat
+    (#worker-argv).
     """
     raise NotImplementedError("build the worker's command-line arguments")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Start a worker from the command line; return 0 once it has stopped.
+    """Start a worker from the command line: call ``app.worker_main(worker_argv(...))``
+    once (#main-starts-the-worker); return 0 once it has stopped (#main-returns-0).
 
-    Parse ``argv`` (``sys.argv[1:]`` when None) with argparse: ``--beat`` (a flag: also
-    run beat inside this worker), ``--loglevel`` (default "INFO") and
-    ``--schedule-file``. Then call ``app.worker_main(worker_argv(...))``.
+    Parse ``argv``, and ``sys.argv[1:]`` only when it is None (#main-parses-argv), with
+    argparse: ``--beat`` (a flag, off unless given: also run beat inside this worker),
+    ``--loglevel`` (default "INFO") and ``--schedule-file``, all passed on to
+    ``worker_argv`` (#main-flags).
     """
     raise NotImplementedError("parse the flags, then app.worker_main(worker_argv(...))")
 

@@ -10,13 +10,29 @@ beat and the web app (embedded_app.py) all import it. Its tasks:
       fails, and does nothing the second time the same message is delivered;
     * add, square and total, the building blocks of the canvas workflows.
 
+The app (configure it below ``app = Celery("cronkata")``):
+    * it loads the beat settings: ``import beat_config`` and
+      ``app.config_from_object(beat_config)`` (#app-loads-beat-config);
+    * ``broker_url`` comes from the environment variable CELERY_BROKER_URL (default
+      DEFAULT_BROKER_URL) and ``result_backend`` from CELERY_RESULT_BACKEND (default
+      DEFAULT_RESULT_BACKEND), read when this module is imported
+      (#broker-and-backend-from-env);
+    * ``task_routes=TASK_ROUTES``, so every process sends each task to the same queue
+      (#task-routes);
+    * never ``task_always_eager``: ``delay()`` sends a message and runs nothing in the
+      caller (#never-eager).
+
 Rules the tests rely on:
     * every task has an explicit name (``@app.task(name="cronkata.add")``): beat and
-      other processes refer to tasks by name;
+      other processes refer to tasks by name (#explicit-task-names);
     * Redis is reached only through ``get_redis()``, called when a task runs (the tests
-      replace it with an in-memory Redis); never create a client at import time;
+      replace it with an in-memory Redis); never create a client at import time
+      (#no-redis-client-at-import);
     * the provider and the pager are reached only through the module-level ``deliver``
       and ``send_alert`` (the tests replace them).
+
+Each promise the tests grade ends with a tag such as (#first-run-after-interval); a
+failing test names its tag.
 
 Keep the names, signatures and constants below exactly as they are: the hidden tests
 import them. Replace each ``raise NotImplementedError(...)`` with your code.
@@ -60,20 +76,16 @@ class TransientError(Exception):
 
 
 app = Celery("cronkata")
-# TODO: configure `app`:
-#   * load the beat settings: `import beat_config` (top of the file) and
-#     app.config_from_object(beat_config): beat_config.py is their one source of truth;
-#   * broker_url from the environment variable CELERY_BROKER_URL (default
-#     DEFAULT_BROKER_URL) and result_backend from CELERY_RESULT_BACKEND (default
-#     DEFAULT_RESULT_BACKEND), read when this module is imported;
-#   * task_routes=TASK_ROUTES, so every process sends each task to the same queue.
-# Never turn on task_always_eager here: it makes delay() run the task in the caller.
+# TODO: configure `app` as "The app" at the top says: config_from_object(beat_config)
+# (import beat_config at the top of the file), broker_url and result_backend from the
+# environment with the Redis defaults, task_routes=TASK_ROUTES. Never task_always_eager.
 
 
 def get_redis() -> redis.Redis:
     """Return a client for the application's Redis, from the REDIS_URL environment variable
     (default DEFAULT_REDIS_URL), read at each call: ``redis.Redis.from_url(url,
-    decode_responses=True)``. Creating a client does not connect yet."""
+    decode_responses=True)`` (#get-redis-reads-redis-url). Creating a client does not
+    connect yet."""
     raise NotImplementedError("return redis.Redis.from_url(REDIS_URL or the default, ...)")
 
 
@@ -104,7 +116,8 @@ class AlertingTask(Task):
         kwargs: dict[str, Any],
         einfo: Any,
     ) -> None:
-        """Call ``send_alert(text)`` once; ``text`` names the task and contains its args.
+        """Call ``send_alert(text)`` once; ``text`` names the task (``self.name``) and
+        contains its args (#alert-names-task-and-args).
 
         Celery calls on_failure once per task, after its last attempt failed, and never
         for an attempt that is retried. Use it as notify's base: ``base=AlertingTask``.
@@ -117,7 +130,9 @@ def cleanup(max_age_seconds: int = SESSION_MAX_AGE_SECONDS) -> int:
     """Remove the sessions idle for more than ``max_age_seconds``; return how many.
 
     Sessions live in the Redis sorted set SESSIONS_KEY, scored by their last activity
-    (epoch seconds): remove the members scored before ``time.time() - max_age_seconds``.
+    (epoch seconds): remove the members scored before ``time.time() - max_age_seconds``
+    and return how many were removed (#cleanup-removes-idle-sessions). (A member scored
+    exactly at the cutoff may go either way.)
     """
     raise NotImplementedError("ZREMRANGEBYSCORE the sessions older than max_age_seconds")
 
@@ -125,44 +140,55 @@ def cleanup(max_age_seconds: int = SESSION_MAX_AGE_SECONDS) -> int:
 @app.task(name="cronkata.daily_report")
 def daily_report() -> dict[str, int]:
     """Return (and log) ``{"sessions": <members of SESSIONS_KEY>, "notifications_sent":
-    <the SENT_COUNTER_KEY counter, 0 if missing>}``."""
+    <the SENT_COUNTER_KEY counter>}``, both ints (#daily-report-counts), the counter 0
+    while it does not exist (#daily-report-counter-missing-is-0)."""
     raise NotImplementedError("count the sessions and read the sent counter")
 
 
 @app.task(bind=True, name="cronkata.notify")  # TODO: add the options described below
 def notify(self: Task, notification_id: str, user_id: int, message: str) -> str:
-    """Deliver one notification with ``deliver(user_id, message)``, at most once.
+    """Deliver one notification with ``deliver(user_id, message)`` (in that order),
+    at most once, and return "sent" (#deliver-user-and-message) (#returns-sent).
 
-    Options of the task decorator:
-      * retry TransientError only (``autoretry_for``), at most NOTIFY_MAX_RETRIES times,
-        with exponential backoff (``retry_backoff=NOTIFY_BACKOFF_FACTOR``: 2, 4, 8 ... s)
-        capped at NOTIFY_BACKOFF_MAX_SECONDS, with Celery's full jitter on;
-      * ``base=AlertingTask``, so that the final failure raises one alert;
-      * soft and hard time limits: NOTIFY_SOFT_TIME_LIMIT and NOTIFY_TIME_LIMIT seconds.
+    Options (the task decorator's, or attributes of a base class):
+      * retry TransientError only (``autoretry_for``) (#retry-transient-only), at most
+        NOTIFY_MAX_RETRIES times, i.e. NOTIFY_MAX_RETRIES + 1 attempts (#max-retries);
+      * exponential backoff: ``retry_backoff=NOTIFY_BACKOFF_FACTOR``, 2, 4, 8 ... s
+        (#exponential-backoff), capped at NOTIFY_BACKOFF_MAX_SECONDS (#backoff-cap),
+        with Celery's full jitter on: each countdown drawn from 0 to that (#full-jitter);
+      * ``base=AlertingTask``, so that the final failure raises one alert, and a
+        retried attempt none (#one-alert-on-final-failure);
+      * soft and hard time limits: NOTIFY_SOFT_TIME_LIMIT and NOTIFY_TIME_LIMIT seconds
+        (#time-limits).
 
-    Idempotency: the same message may be delivered twice (acks_late). Claim the Redis key
-    IDEMPOTENCY_KEY_PREFIX + notification_id atomically (SET NX, with an expiry) before
-    delivering; if it was already claimed, return "duplicate" without delivering. If
-    deliver() raises, delete the key before re-raising, so the retry can claim it. After a
-    delivery keep the key for IDEMPOTENCY_TTL_SECONDS, increment SENT_COUNTER_KEY and
-    return "sent".
+    Idempotency: the same message may be delivered twice (acks_late), even at the same
+    time by two workers. Claim the Redis key IDEMPOTENCY_KEY_PREFIX + notification_id
+    (the notification, not the Celery task id) (#key-per-notification) atomically, in
+    one SET NX command (#claim-atomically), with an expiry (#claim-expires), before
+    delivering; if it was already claimed, return "duplicate" without delivering
+    (#duplicate-not-delivered). If deliver() raises (SoftTimeLimitExceeded included),
+    delete the key before re-raising, so the retry can claim it (#release-claim-on-error).
+    After a delivery keep the key for IDEMPOTENCY_TTL_SECONDS (#key-kept-after-delivery)
+    and increment SENT_COUNTER_KEY, once per delivery that succeeded
+    (#count-deliveries).
     """
     raise NotImplementedError("claim the idempotency key, deliver, count, return 'sent'")
 
 
 @app.task(name="cronkata.add")
 def add(x: int, y: int) -> int:
-    """Return ``x + y`` (a building block for chains)."""
+    """Return ``x + y`` (a building block for chains) (#add)."""
     raise NotImplementedError("return x + y")
 
 
 @app.task(name="cronkata.square")
 def square(x: int) -> int:
-    """Return ``x * x`` (a building block for groups and chords)."""
+    """Return ``x * x`` (a building block for groups and chords) (#square)."""
     raise NotImplementedError("return x * x")
 
 
 @app.task(name="cronkata.total")
 def total(values: list[int]) -> int:
-    """Return the sum of ``values`` (a chord callback: it receives the group's results)."""
+    """Return the sum of ``values`` (a chord callback: it receives the group's
+    results) (#total)."""
     raise NotImplementedError("return sum(values)")

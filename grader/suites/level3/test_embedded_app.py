@@ -8,14 +8,23 @@ task states are produced by a real worker running in this test's process
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from functools import cache
 from types import ModuleType
 from typing import Any
 
 import pytest
 from celery import Celery
+from celery.result import AsyncResult, GroupResult
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import example, given
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from grader import paths
+from grader.drawing import deterministic
 from grader.feedback import expect, expect_equal
 from grader.sim_celery import (
     in_process_worker,
@@ -23,7 +32,7 @@ from grader.sim_celery import (
     routed_queues,
     use_memory_transport,
 )
-from grader.targets import Target
+from grader.targets import Target, load_file
 from grader.testing import environment
 
 NOTE = "07d_celery_beat_advanced.md"
@@ -34,6 +43,47 @@ TEST_ENV = {
     "REDIS_URL": "redis://127.0.0.1:1/0",
 }
 WAIT = 3.0  # seconds; the in-process worker answers in milliseconds
+NOTIFY_FIELDS = ("notification_id", "user_id", "message")
+DRAWN = deterministic(max_examples=10)
+
+
+@cache
+def _reference() -> ModuleType:
+    """The reference embedded_app.py: its models say which bodies are valid."""
+    with environment(TEST_ENV):
+        return load_file(paths.SOLUTIONS_DIR / FILE, "the reference embedded_app.py")
+
+
+def _valid(model: type, body: dict[str, Any]) -> bool:
+    try:
+        model.model_validate(body)  # type: ignore[attr-defined]
+    except ValidationError:
+        return False
+    return True
+
+
+def _bind_notify(message: dict[str, Any]) -> dict[str, Any]:
+    """The queued notify message's arguments by parameter name (positional or keyword)."""
+    bound = dict(zip(NOTIFY_FIELDS, message["args"], strict=False))
+    bound.update(message["kwargs"])
+    return bound
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _saved_group(celery_app: Celery, states: list[tuple[str, Any]]) -> str:
+    """A saved GroupResult whose members are in ``states`` ((state, result) each)."""
+    members = []
+    for state, result in states:
+        member = _new_id()
+        if state != "PENDING":
+            celery_app.backend.store_result(member, result, state)
+        members.append(AsyncResult(member, app=celery_app))
+    group = GroupResult(_new_id(), members, app=celery_app)
+    group.save()
+    return str(group.id)
 
 
 @pytest.fixture(autouse=True)
@@ -102,6 +152,8 @@ def _workflow(
     note=f"{NOTE}#fastapi",
     hint="@app.post('/tasks/notify', status_code=202): notify.delay(...) returns at once; "
     "answer {'task_id': result.id}.",
+    timeout=10,
+    spec=("notify-answers-202", "nothing-runs-in-web"),
 )
 def test_enqueue_answers_202_with_a_task_id(target: Target) -> None:
     _module, celery_app, client = _load(target)
@@ -117,20 +169,120 @@ def test_enqueue_answers_202_with_a_task_id(target: Target) -> None:
         [(m["task"], m["id"]) for m in queued],
         [("cronkata.notify", task_id)],
         "(task, id) of the messages queued by POST /tasks/notify",
+        "The endpoint only sends a message (delay / apply_async / send_task); a worker runs it.",
     )
-    message = queued[0]
-    sent = [*message["args"], *message["kwargs"].values()]
-    expect(
-        "n-1" in sent and 42 in sent and "hi" in sent,
-        f"The queued cronkata.notify message should carry the request's fields; got {message!r}",
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#fastapi",
+    hint="notify.delay(body.notification_id, body.user_id, body.message): in the task's "
+    "parameter order (or as keywords).",
+    timeout=10,
+    spec=("notify-sends-the-fields",),
+)
+def test_enqueued_message_carries_the_request_fields(target: Target) -> None:
+    _module, celery_app, client = _load(target)
+    body = {"notification_id": "n-8812", "user_id": 7, "message": "parcel on its way"}
+    with client:
+        _accepted(client.post("/tasks/notify", json=body), "POST /tasks/notify")
+    queued = [
+        m
+        for m in queued_messages(celery_app, routed_queues(celery_app))
+        if m["task"] == "cronkata.notify"
+    ]
+    expect_equal(
+        [_bind_notify(m) for m in queued],
+        [body],
+        "arguments of the queued cronkata.notify message, by parameter "
+        "(notification_id, user_id, message)",
+        "Arguments in the wrong order reach the worker as a user id 'n-8812': the task "
+        "fails there, long after the request was answered 202.",
     )
+
+
+NOTIFY_BODIES = st.fixed_dictionaries(
+    {},
+    optional={
+        "notification_id": st.sampled_from([0, 1, 2, 63, 64, 65, 100]).map(lambda n: "i" * n),
+        "user_id": st.sampled_from([-5, -1, 0, 1, 2, 42, 10**9]),
+        "message": st.sampled_from([0, 1, 2, 64, 65, 499, 500, 501, 1000]).map(lambda n: "m" * n),
+    },
+)
 
 
 @pytest.mark.grade(
     points=2,
     note=f"{NOTE}#fastapi",
+    hint="notification_id: Field(min_length=1, max_length=64); user_id: Field(gt=0); "
+    "message: Field(min_length=1, max_length=500). The maxima are inclusive.",
+    timeout=30,
+    spec=("notify-constraints", "invalid-bodies-422"),
+)
+@DRAWN
+@given(body=NOTIFY_BODIES)
+@example(body={"notification_id": "i" * 64, "user_id": 1, "message": "m" * 500})
+@example(body={"notification_id": "i", "user_id": 0, "message": "m"})
+@example(body={"notification_id": "i", "user_id": 1, "message": "m" * 501})
+def test_notify_bodies_are_accepted_exactly_within_the_bounds(
+    target: Target, body: dict[str, Any]
+) -> None:
+    _module, celery_app, client = _load(target)
+    expected = 202 if _valid(_reference().NotifyRequest, body) else 422
+    shown = {k: (f"<{len(v)} chars>" if isinstance(v, str) else v) for k, v in body.items()}
+    code = client.post("/tasks/notify", json=body).status_code
+    queued = len(queued_messages(celery_app, routed_queues(celery_app)))
+    expect_equal(
+        (code, queued),
+        (expected, 1 if expected == 202 else 0),
+        f"(status, messages queued) of POST /tasks/notify with {shown}",
+        "notification_id 1..64 characters, user_id > 0, message 1..500 characters, all "
+        "three required; anything else is answered 422 before a message is sent.",
+    )
+
+
+WORKFLOW_BODIES = st.fixed_dictionaries(
+    {
+        "kind": st.sampled_from(["chain", "group", "chord", "loop"]),
+        "numbers": st.sampled_from([0, 1, 2, 99, 100, 101]).map(lambda n: [3] * n),
+    }
+)
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#fastapi",
+    hint="numbers: list[int] = Field(min_length=1, max_length=MAX_NUMBERS); kind a Literal.",
+    timeout=30,
+    spec=("numbers-constraints", "invalid-bodies-422"),
+)
+@DRAWN
+@given(body=WORKFLOW_BODIES)
+@example(body={"kind": "group", "numbers": [3] * 100})
+@example(body={"kind": "chain", "numbers": []})
+def test_workflow_bodies_are_accepted_exactly_within_the_bounds(
+    target: Target, body: dict[str, Any]
+) -> None:
+    _module, _celery_app, client = _load(target)
+    expected = 202 if _valid(_reference().WorkflowRequest, body) else 422
+    code = client.post("/workflows", json=body).status_code
+    expect_equal(
+        code,
+        expected,
+        f"status of POST /workflows with kind={body['kind']!r} and "
+        f"{len(body['numbers'])} number(s)",
+        f"1 to MAX_NUMBERS ({_reference().MAX_NUMBERS}) numbers, inclusive; kind chain, "
+        "group or chord.",
+    )
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#fastapi",
     hint="Let pydantic validate: a BaseModel body with Field(min_length=1), Field(gt=0), "
     "Literal['chain', 'group', 'chord'].",
+    timeout=10,
+    spec=("invalid-bodies-422",),
 )
 def test_bad_input_is_rejected_with_422_and_nothing_is_queued(target: Target) -> None:
     _module, celery_app, client = _load(target)
@@ -153,9 +305,43 @@ def test_bad_input_is_rejected_with_422_and_nothing_is_queued(target: Target) ->
 
 @pytest.mark.grade(
     points=2,
+    note=f"{NOTE}#canvas",
+    hint="chain(add.s(0, n0), add.s(n1), ...): starting from 0 makes one number work too; "
+    "group(square.s(n) ...); chord(that group, total.s()): .s(), not the immutable .si().",
+    timeout=30,
+    spec=("chain-sum", "group-squares", "chord-sum-of-squares"),
+)
+@DRAWN
+@given(
+    kind=st.sampled_from(["chain", "group", "chord"]),
+    numbers=st.lists(st.integers(-50, 50), min_size=1, max_size=6),
+)
+@example(kind="chain", numbers=[5])
+@example(kind="chord", numbers=[7])
+def test_build_workflow_computes_the_spec_for_any_numbers(
+    target: Target, kind: str, numbers: list[int]
+) -> None:
+    module, _celery_app, _client = _load(target)
+    expected: Any = {
+        "chain": sum(numbers),
+        "group": [n * n for n in numbers],
+        "chord": sum(n * n for n in numbers),
+    }[kind]
+    outcome = module.build_workflow(kind, list(numbers)).apply()
+    expect_equal(
+        outcome.get(propagate=True, disable_sync_subtasks=False),
+        expected,
+        f"build_workflow({kind!r}, {numbers}).apply().get() (run in this process)",
+    )
+
+
+@pytest.mark.grade(
+    points=2,
     note=f"{NOTE}#fastapi",
     hint="GET /tasks/{task_id}: AsyncResult(task_id, app=celery_app).state, and .result "
     "once it is SUCCESS.",
+    timeout=10,
+    spec=("workflow-answers-202", "status-answers-200", "task-state"),
 )
 def test_chain_state_moves_from_pending_to_success(target: Target) -> None:
     before, after = _workflow(target, "chain", [1, 2, 3, 4])
@@ -172,6 +358,8 @@ def test_chain_state_moves_from_pending_to_success(target: Target) -> None:
     note=f"{NOTE}#canvas",
     hint="group(square.s(n) for n in numbers).apply_async(), then result.save(): a group's "
     "id can only be looked up again (GroupResult.restore) if it was saved.",
+    timeout=10,
+    spec=("group-saved", "group-success-list"),
 )
 def test_group_result_lists_each_square(target: Target) -> None:
     _before, after = _workflow(target, "group", [1, 2, 3])
@@ -187,6 +375,8 @@ def test_group_result_lists_each_square(target: Target) -> None:
     note=f"{NOTE}#canvas",
     hint="chord((square.s(n) for n in numbers), total.s()): the callback gets the list of "
     "the group's results.",
+    timeout=10,
+    spec=("chord-sum-of-squares",),
 )
 def test_chord_result_is_the_sum_of_squares(target: Target) -> None:
     _before, after = _workflow(target, "chord", [1, 2, 3, 4])
@@ -200,13 +390,15 @@ def test_chord_result_is_the_sum_of_squares(target: Target) -> None:
 @pytest.mark.grade(
     points=2,
     note=f"{NOTE}#failure-handling",
-    hint="For a FAILURE, AsyncResult.result is the exception: report its type and message "
-    "as 'error', never the exception object itself.",
+    hint="For a FAILURE, AsyncResult.result is the exception: "
+    "f'{type(exc).__name__}: {exc}' as 'error', never the exception object itself.",
+    timeout=10,
+    spec=("failure-error-format",),
 )
 def test_failed_task_state_is_failure_with_its_error(target: Target) -> None:
     _module, celery_app, client = _load(target)
 
-    @celery_app.task(name="grader.always_fails")
+    @celery_app.task(name="grader.always_fails", shared=False)
     def always_fails() -> None:
         raise ValueError("the grader's task failed on purpose")
 
@@ -215,8 +407,118 @@ def test_failed_task_state_is_failure_with_its_error(target: Target) -> None:
         in_process_worker(celery_app)
         _wait(celery_app, task_id)
         status = _status(client, task_id)
-    expect_equal(status.get("state"), "FAILURE", f"state of a task that raised; body: {status!r}")
+    expect_equal(
+        (status.get("state"), status.get("error"), status.get("result")),
+        ("FAILURE", "ValueError: the grader's task failed on purpose", None),
+        "(state, error, result) of a task that raised ValueError('the grader's task failed "
+        "on purpose')",
+        "The error is exactly '<ExceptionType>: <message>': the type says what kind of "
+        "failure it was, the message which one.",
+    )
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#fastapi",
+    hint="Only a SUCCESS has a result: for STARTED the backend's result is the worker's "
+    "metadata, for RETRY the exception; answer result None for them.",
+    timeout=10,
+    spec=("result-only-on-success", "task-state"),
+)
+def test_started_and_retrying_tasks_carry_no_result(target: Target) -> None:
+    _module, celery_app, client = _load(target)
+    started, retrying, unknown = _new_id(), _new_id(), _new_id()
+    celery_app.backend.store_result(started, {"pid": 4242, "hostname": "w1@host"}, "STARTED")
+    celery_app.backend.store_result(retrying, ConnectionError("provider timeout"), "RETRY")
+    with client:
+        seen = [
+            (s.get("state"), s.get("result"), s.get("error"))
+            for s in (_status(client, t) for t in (started, retrying, unknown))
+        ]
+    expect_equal(
+        seen,
+        [("STARTED", None, None), ("RETRY", None, None), ("PENDING", None, None)],
+        "(state, result, error) of a STARTED task, a task waiting for its retry, and an id "
+        "nobody knows",
+    )
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#canvas",
+    hint="saved_group.ready() is True only when every member finished: until then PENDING.",
+    timeout=10,
+    spec=("group-pending-until-ready",),
+)
+def test_a_partly_done_group_is_pending(target: Target) -> None:
+    _module, celery_app, client = _load(target)
+    group_id = _saved_group(celery_app, [("SUCCESS", 1), ("PENDING", None), ("SUCCESS", 9)])
+    with client:
+        status = _status(client, group_id)
+    expect_equal(
+        status.get("state"),
+        "PENDING",
+        "state of a saved group with 2 of its 3 members done",
+        f"Body: {status!r}",
+    )
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#canvas",
+    hint="A ready group is SUCCESS only if saved_group.successful(); otherwise FAILURE.",
+    timeout=10,
+    spec=("group-failure",),
+)
+def test_a_group_with_a_failed_member_is_failure(target: Target) -> None:
+    _module, celery_app, client = _load(target)
+    group_id = _saved_group(
+        celery_app, [("SUCCESS", 1), ("FAILURE", ValueError("square of a bad number"))]
+    )
+    with client:
+        status = _status(client, group_id)
+    expect_equal(
+        status.get("state"),
+        "FAILURE",
+        "state of a saved group whose members are all done, one of them failed",
+        f"Body: {status!r}. ready() only says that every member finished.",
+    )
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#fastapi",
+    hint="create_app() builds a new FastAPI() (and its routes) each time it is called.",
+    timeout=10,
+    spec=("create-app-new",),
+)
+def test_create_app_returns_a_new_app_each_time(target: Target) -> None:
+    module, _celery_app, _client = _load(target)
+    first, second = module.create_app(), module.create_app()
     expect(
-        "failed on purpose" in str(status.get("error")),
-        f"The status of a failed task should carry its error message; got {status!r}",
+        isinstance(first, FastAPI) and isinstance(second, FastAPI) and first is not second,
+        f"create_app() twice should give two FastAPI apps; got {first!r} and {second!r}.",
+    )
+    codes = [TestClient(api).get(f"/tasks/{_new_id()}").status_code for api in (first, second)]
+    expect_equal(codes, [200, 200], "status of GET /tasks/<id> on each of the two apps")
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#fastapi",
+    hint="At the bottom of the module: app = create_app(), for `uvicorn embedded_app:app`.",
+    timeout=10,
+    spec=("module-app",),
+)
+def test_the_module_app_serves_the_endpoints(target: Target) -> None:
+    module = target.load(FILE)
+    use_memory_transport(module.celery_app)
+    expect(
+        isinstance(module.app, FastAPI), f"embedded_app.app should be a FastAPI app: {module.app!r}"
+    )
+    response = TestClient(module.app).get(f"/tasks/{_new_id()}")
+    expect_equal(
+        (response.status_code, response.json().get("state")),
+        (200, "PENDING"),
+        "(status, state) of GET /tasks/<unknown id> on embedded_app.app",
     )
