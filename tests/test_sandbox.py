@@ -65,18 +65,52 @@ def test_a_child_inherits_no_descriptor_but_its_own() -> None:
     read_end, write_end = os.pipe()  # a sibling's pipe, say
     try:
 
-        def work() -> list[int]:
-            return sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
+        def work() -> dict[int, str]:
+            found = {}
+            for name in os.listdir("/proc/self/fd"):
+                with contextlib.suppress(OSError):
+                    found[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+            return found
 
         result = sandbox.run_in_child(work, timeout=10)
     finally:
         os.close(read_end)
         os.close(write_end)
     assert result.problem is None, result.problem
-    fds = result.payload
-    assert isinstance(fds, list)
-    assert read_end not in fds and write_end not in fds
-    assert len(fds) <= 5, f"0-2, its channel and the listing itself, not {fds}"
+    assert isinstance(result.payload, dict)
+    targets = {int(fd): target for fd, target in result.payload.items()}
+    leaked = {
+        fd: target
+        for fd, target in targets.items()
+        if fd > 2 and target != "/dev/null" and not target.startswith(("socket:", "/proc/"))
+    }
+    assert not leaked, f"inherited descriptors still open: {leaked}"
+    sockets = [fd for fd, target in targets.items() if target.startswith("socket:")]
+    assert len(sockets) == 1, f"only the child's own channel, not {sockets}"
+    assert targets.get(read_end, "/dev/null") == "/dev/null"
+
+
+def test_a_parent_object_writing_to_an_inherited_fd_never_lands_in_a_childs_file(
+    tmp_path: Path,
+) -> None:
+    """pytest's log-file handler writes to an inherited fd: reusing its number would put
+    log lines inside the child's own files (an SQLite database, say)."""
+    handler_file = open(os.devnull, "w")  # noqa: SIM115 - held like pytest's handler
+    target = tmp_path / "data.bin"
+    try:
+
+        def work() -> str:
+            with open(target, "wb") as data:
+                handler_file.write("LOG LINE\n" * 100)
+                handler_file.flush()
+                data.write(b"payload")
+            return "done"
+
+        result = sandbox.run_in_child(work, timeout=10)
+    finally:
+        handler_file.close()
+    assert result.problem is None, result.problem
+    assert target.read_bytes() == b"payload"
 
 
 def test_a_childs_output_goes_to_a_capped_file_without_control_codes() -> None:
@@ -232,3 +266,9 @@ def test_a_child_faster_than_its_parent_still_gets_its_key(monkeypatch: pytest.M
     result = sandbox.run_in_child(lambda: 5, timeout=10)
     assert result.problem is None, result.problem
     assert result.payload == 5
+
+
+def test_a_result_that_cannot_be_sent_is_a_clear_harness_problem() -> None:
+    result = sandbox.run_in_child(lambda: b"bytes are not JSON", timeout=10)
+    assert result.problem is not None
+    assert "TypeError" in result.problem and result.seconds < 4

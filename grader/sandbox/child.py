@@ -1,12 +1,13 @@
 """The child's side of a graded run (what happens between ``fork()`` and ``os._exit``).
 
 In order: its own process group, death with the grader, the cgroup box, fds 0-2 onto
-/dev/null and a capped output file, every inherited descriptor closed, RLIMITs; then the
+/dev/null and a capped output file, every inherited descriptor released, RLIMITs; then the
 work; then the signed result. The child never returns into the grader's code.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -53,9 +54,26 @@ def _redirect_output(path: Path) -> None:
 
 
 def _close_inherited(keep: int) -> None:
-    """Close every descriptor but 0-2 and ``keep``: siblings' pipes, pytest's saved fds."""
-    os.closerange(3, keep)
-    os.closerange(keep + 1, 1 << 20)
+    """Release every inherited descriptor but 0-2 and ``keep`` (siblings' sockets and
+    pidfds, pytest's saved fds), keeping its number taken by /dev/null.
+
+    Python objects of the parent (pytest's log-file handler on /dev/null, its saved capture
+    fds) still hold those numbers and may write to them. Closing the numbers would let the
+    code under test reuse them (an SQLite file opened as fd 7), and those writes would land
+    inside it. Pointing them at /dev/null releases what they referred to and keeps them safe.
+    """
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd > 2 and fd not in (keep, null):
+                with contextlib.suppress(OSError):  # the listing's own descriptor is gone
+                    os.dup2(null, fd, inheritable=False)
+    except FileNotFoundError:  # no /proc: close them instead
+        os.closerange(3, keep)
+        os.closerange(keep + 1, 1 << 16)
+    finally:
+        os.close(null)
 
 
 def prepare(setup: ChildSetup) -> None:
@@ -75,17 +93,21 @@ def prepare(setup: ChildSetup) -> None:
 def run(setup: ChildSetup, work: Callable[[], object]) -> NoReturn:
     """Prepare, run ``work``, send its signed result, leave with ``os._exit``."""
     status = EXIT_OK
+    key: bytes | None = None
     try:
         prepare(setup)
         value = work()
         payload: dict[str, object] = {"value": value}
         if setup.watch is not None:
             payload["fingerprint"] = setup.watch()
-        channel.send(setup.channel, channel.read_key(setup.channel), payload)
+        key = channel.read_key(setup.channel)
+        channel.send(setup.channel, key, payload)
     except BaseException as error:  # never return into the parent's code
         try:
+            if key is None:
+                key = channel.read_key(setup.channel)
             crash = {"crash": f"{type(error).__name__}: {error}"[:2000]}
-            channel.send(setup.channel, channel.read_key(setup.channel), crash)
+            channel.send(setup.channel, key, crash)
         except BaseException:
             status = EXIT_HARNESS
     finally:
