@@ -292,7 +292,7 @@ def test_lifespan_shutdown_waits_for_a_running_job(target: Target) -> None:
 
     def slow_job() -> None:
         started.set()
-        time.sleep(1.0)
+        time.sleep(0.5)
         finished.set()
 
     with TestClient(app):

@@ -453,10 +453,10 @@ def test_main_configures_logging_at_info(target: Target, monkeypatch: pytest.Mon
 )
 def test_main_runs_for_run_seconds(target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
     run = _MainRun(target.load(), monkeypatch)
-    elapsed = run.call(0.5)
+    elapsed = run.call(0.3)
     expect(
-        0.45 <= elapsed < 3.0,
-        f"main(run_seconds=0.5) returned after {elapsed:.2f} s: it should run the scheduler for "
+        0.27 <= elapsed < 3.0,
+        f"main(run_seconds=0.3) returned after {elapsed:.2f} s: it should run the scheduler for "
         "run_seconds seconds, then stop (int(run_seconds) one-second steps sleep 0 s here).",
     )
     expect(run.scheduler is not None, "main() should build its scheduler with build_scheduler().")
@@ -470,7 +470,7 @@ def test_main_runs_for_run_seconds(target: Target, monkeypatch: pytest.MonkeyPat
 )
 def test_main_leaves_no_scheduler_running(target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
     run = _MainRun(target.load(), monkeypatch)
-    run.call(0.2)
+    run.call(0.05)
     scheduler = run.scheduler
     time.sleep(0.05)
     expect(
@@ -491,8 +491,8 @@ def test_main_waits_for_a_running_job_before_returning(
     target: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run = _MainRun(target.load(), monkeypatch)
-    run.slow_seconds = 1.0  # a job that is still running when the 0.2 s are over
-    run.call(0.2)
+    run.slow_seconds = 0.5  # a job that is still running when the 0.1 s are over
+    run.call(0.1)
     expect(run.slow_started.is_set(), "main() should start the scheduler it built.")
     expect(
         run.slow_finished.is_set(),
