@@ -7,6 +7,8 @@ Do the apscheduler_config exercise first: this file uses its ``build_scheduler``
 Build a FastAPI app whose lifespan starts a scheduler at startup and stops it at shutdown,
 with one "heartbeat" job every 30 seconds and two endpoints, ``GET /jobs`` and
 ``GET /health``, that show what the scheduler is doing.
+At the end of the module, ``app = create_app()`` gives ``uvicorn embedded_app:app`` an
+app to serve (#module-app).
 
 Each promise the tests grade ends with a tag such as (#first-run-after-interval); a
 failing test names its tag.
@@ -100,5 +102,5 @@ def create_app() -> FastAPI:
 
 
 # TODO: once create_app works, replace this line with `app = create_app()`
-# so that `uvicorn embedded_app:app` finds the app (graded: module-app).
+# so that `uvicorn embedded_app:app` finds the app.
 app: FastAPI | None = None
