@@ -10,7 +10,7 @@ through their effect on a job, not through private attributes.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,7 +20,10 @@ import pytest
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from hypothesis import example, given
+from hypothesis import strategies as st
 
+from grader.drawing import blank, deterministic, int_edges, int_outside, padded, utc_instants, zones
 from grader.feedback import expect, expect_equal, expect_fire_times, fail
 from grader.sim_apscheduler import simulate
 from grader.targets import Target
@@ -37,22 +40,25 @@ DEFAULTS: dict[str, Any] = {
     "misfire_grace_time": 30,
     "max_instances": 1,
 }
-# (variable, value, accepted?) at the edges of each documented range
-EDGES = [
-    ("SCHEDULER_MAX_WORKERS", "1", True),
-    ("SCHEDULER_MAX_WORKERS", "100", True),
-    ("SCHEDULER_MAX_WORKERS", "0", False),
-    ("SCHEDULER_MAX_WORKERS", "101", False),
-    ("SCHEDULER_MAX_WORKERS", "many", False),
-    ("SCHEDULER_MISFIRE_GRACE_TIME", "1", True),
-    ("SCHEDULER_MISFIRE_GRACE_TIME", "0", False),
-    ("SCHEDULER_MISFIRE_GRACE_TIME", "-5", False),
-    ("SCHEDULER_MISFIRE_GRACE_TIME", "1.5", False),
-    ("SCHEDULER_MAX_INSTANCES", "1", True),
-    ("SCHEDULER_MAX_INSTANCES", "0", False),
-]
+RANGES = {  # variable -> inclusive range the stub documents (None: no upper bound)
+    "SCHEDULER_MAX_WORKERS": (1, 100),
+    "SCHEDULER_MISFIRE_GRACE_TIME": (1, None),
+    "SCHEDULER_MAX_INSTANCES": (1, None),
+}
+
+
+def _inside(variable: str) -> st.SearchStrategy[str]:
+    low, high = RANGES[variable]
+    return int_edges(low, high if high is not None else 86_400).map(str)
+
+
+def _outside(variable: str) -> st.SearchStrategy[str]:
+    low, high = RANGES[variable]
+    below = st.integers(-3, low - 1) if high is None else int_outside(low, high)
+    return st.one_of(below.map(str), st.sampled_from(["1.5", "many", "ten"]))
+
+
 BAD_ZONES = ["Mars/Olympus_Mons", "", "Europe/Berlinn", "europe/berlin-x", "+08:00"]
-PADDED_ZONES = [" Europe/Berlin", "Europe/Berlin ", "\tAsia/Tokyo\n"]
 # non-default settings for the scheduler, one of them at every edge
 SETTINGS_CASES: list[dict[str, Any]] = [
     {"timezone": "Europe/Berlin", "max_workers": 4, "coalesce": False,
@@ -226,13 +232,18 @@ def test_keyword_arguments_set_the_fields(target: Target) -> None:
 @pytest.mark.grade(
     points=1,
     note=f"{NOTE}#configuration",
-    hint="Validate with ZoneInfo(value) in a field_validator; catch its errors and raise ValueError.",
+    hint="Validate with ZoneInfo(value) in a field_validator; catch its errors, raise ValueError.",
     spec=("timezone-validated",),
 )
 def test_rejects_a_time_zone_zoneinfo_cannot_load(target: Target) -> None:
     module = target.load(FILE)
-    for zone in BAD_ZONES:
+
+    @deterministic(15)
+    @given(zone=st.one_of(st.sampled_from(BAD_ZONES), blank()))
+    def bad_zone_scenario(zone: str) -> None:
         _expect_rejected(module, "SCHEDULER_TIMEZONE", zone)
+
+    bad_zone_scenario()
 
 
 @pytest.mark.grade(
@@ -243,11 +254,14 @@ def test_rejects_a_time_zone_zoneinfo_cannot_load(target: Target) -> None:
 )
 def test_an_accepted_time_zone_can_be_loaded(target: Target) -> None:
     module = target.load(FILE)
-    for zone in PADDED_ZONES:
+
+    @deterministic(15)
+    @given(zone=st.sampled_from(["Europe/Berlin", "Asia/Tokyo", "UTC"]).flatmap(padded))
+    def padded_zone_scenario(zone: str) -> None:
         try:
             settings = _load_with(module, {"SCHEDULER_TIMEZONE": zone})
         except ValueError:
-            continue  # rejecting is fine
+            return  # rejecting is fine
         stored = getattr(settings, "timezone", None)
         try:
             ZoneInfo(str(stored))
@@ -258,6 +272,8 @@ def test_an_accepted_time_zone_can_be_loaded(target: Target) -> None:
                 "the value you validated."
             )
 
+    padded_zone_scenario()
+
 
 @pytest.mark.grade(
     points=1,
@@ -267,16 +283,22 @@ def test_an_accepted_time_zone_can_be_loaded(target: Target) -> None:
 )
 def test_numbers_at_the_edges_of_their_ranges(target: Target) -> None:
     module = target.load(FILE)
-    for variable, value, accepted in EDGES:
+
+    @deterministic(30)
+    @given(data=st.data(), variable=st.sampled_from(sorted(RANGES)), accepted=st.booleans())
+    def edge_scenario(data: st.DataObject, variable: str, accepted: bool) -> None:
         if not accepted:
-            _expect_rejected(module, variable, value)
-            continue
+            _expect_rejected(module, variable, data.draw(_outside(variable), label="value"))
+            return
+        value = data.draw(_inside(variable), label="value")
         field = variable.removeprefix("SCHEDULER_").lower()
         try:
             settings = _load_with(module, {variable: value})
         except Exception as error:
             fail(f"{variable}={value} is within its range but was rejected: {error}")
         expect_equal(getattr(settings, field, None), int(value), f"{field} from {variable}={value}")
+
+    edge_scenario()
 
 
 @pytest.mark.grade(
@@ -392,23 +414,32 @@ def test_job_defaults_apply_to_new_jobs(target: Target) -> None:
 )
 def test_cron_jobs_follow_the_configured_zone(target: Target) -> None:
     module = target.load(FILE)
-    for zone_name in ("Europe/Berlin", "Asia/Kolkata", "UTC"):
-        zone = ZoneInfo(zone_name)
-        with simulate(T0) as sim:
-            scheduler = module.build_scheduler(module.SchedulerSettings(timezone=zone_name))
+
+    @deterministic(10)
+    @example(start=T0, zone=ZoneInfo("Europe/Berlin"))
+    @given(start=utc_instants(resolution="minute"), zone=zones())
+    def cron_scenario(start: datetime, zone: ZoneInfo) -> None:
+        end = start + timedelta(days=2)
+        with simulate(start) as sim:
+            scheduler = module.build_scheduler(module.SchedulerSettings(timezone=zone.key))
             scheduler.add_job(noop, "cron", hour=3, minute=0, id="nightly")
             scheduler.start()
-            sim.run_until(T0 + timedelta(days=3))
+            sim.run_until(end)
             scheduler.shutdown()
-        first = datetime(2026, 3, 2, 3, 0, tzinfo=zone)
-        expected = [first + timedelta(days=n) for n in range(4)]
+        first_day = start.astimezone(zone).date() - timedelta(days=1)
+        local_03 = [
+            datetime.combine(first_day + timedelta(days=n), time(3, 0), tzinfo=zone)
+            for n in range(5)
+        ]
         expect_fire_times(
             sim.fire_times("nightly"),
-            [t for t in expected if T0 <= t <= T0 + timedelta(days=3)],
-            what=f"a cron job at hour=3 with timezone={zone_name}",
+            [t for t in local_03 if start <= t <= end],
+            what=f"a cron job at hour=3, timezone={zone.key}, from {start:%a %Y-%m-%d %H:%M} UTC",
             tz=zone,
             why="A cron job without its own zone uses the scheduler's zone (the machine is in LA).",
         )
+
+    cron_scenario()
 
 
 @pytest.mark.grade(
