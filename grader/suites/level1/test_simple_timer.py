@@ -190,7 +190,7 @@ def test_build_scheduler_returns_a_scheduler_that_is_not_started(target: Target)
     hint='add_job(heartbeat, ..., id="heartbeat") and add_job(one_shot, ..., id="one_shot").',
     spec=("two-jobs-by-id",),
 )
-def test_build_scheduler_has_the_two_jobs_by_id(target: Target) -> None:
+def test_jobs_call_the_module_functions_that_log(target: Target) -> None:
     module = target.load()
     with simulate(T0):
         scheduler = module.build_scheduler()
@@ -227,7 +227,7 @@ def _check_heartbeat_series(module: ModuleType, start: datetime, zone: str) -> N
     hint="IntervalTrigger(seconds=HEARTBEAT_SECONDS) fires at start + 5 s, + 10 s, ...",
     spec=("heartbeat-every-5-seconds",),
 )
-def test_heartbeat_runs_every_5_seconds(target: Target) -> None:
+def test_heartbeat_runs_every_5_seconds_from_start(target: Target) -> None:
     module = target.load()
 
     def heartbeat_scenario(start: datetime, zone: str) -> None:
