@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -149,7 +150,7 @@ def test_watch_regrades_an_exercise_when_its_file_is_saved(
         seen += line
         if line.startswith("waiting for changes"):
             break
-    assert "simple_timer: 0/5 passed" in seen
+    assert re.search(r"simple_timer: 0/\d+ passed", seen), seen
     shutil.copy(paths.SOLUTIONS_DIR / "level1_simple_timer.py", exercises / "level1")
     rest, _ = process.communicate(timeout=60)
     assert process.returncode == 0

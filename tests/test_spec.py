@@ -100,19 +100,15 @@ def test_duplicate_and_malformed_tags_and_a_missing_header_are_reported() -> Non
 
 
 def test_verify_enforces_spec_coverage_only_where_the_catalog_says_so() -> None:
+    # simple_timer's stub is tagged and its suite names every tag (level 1 turned it on)
     simple_timer = catalog().exercise("simple_timer")
-    assert not simple_timer.spec_coverage  # the default
-    off = ExerciseVerdict(simple_timer)
+    off = ExerciseVerdict(dataclasses.replace(simple_timer, spec_coverage=False))
     _static_checks(off)
     assert not [p for p in off.problems if p.startswith("spec:")]
     assert any("spec coverage not enforced yet" in w for w in off.warnings)
     on = ExerciseVerdict(dataclasses.replace(simple_timer, spec_coverage=True))
     _static_checks(on)
-    assert f'spec: stub: its module docstring lacks the line "{SPEC_HEADER}"' in on.problems
-    assert (
-        "spec: test_heartbeat_runs_every_5_seconds_from_start names no spec tag: "
-        "add grade(spec=(...)) with what it grades"
-    ) in on.problems
+    assert not [p for p in on.problems if p.startswith("spec:")], on.problems
     assert not on.warnings
 
 

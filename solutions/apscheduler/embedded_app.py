@@ -68,8 +68,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        # Blocks the event loop until running jobs finish: fine, the app is stopping.
-        scheduler.shutdown(wait=True)
+        # Something may have stopped it already: shutdown() would then raise
+        # SchedulerNotRunningError. Blocks the event loop until running jobs finish: fine,
+        # the app is stopping.
+        if scheduler.running:
+            scheduler.shutdown(wait=True)
         logger.info("scheduler stopped")
 
 

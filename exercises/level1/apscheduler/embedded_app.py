@@ -7,6 +7,11 @@ Do the apscheduler_config exercise first: this file uses its ``build_scheduler``
 Build a FastAPI app whose lifespan starts a scheduler at startup and stops it at shutdown,
 with one "heartbeat" job every 30 seconds and two endpoints, ``GET /jobs`` and
 ``GET /health``, that show what the scheduler is doing.
+At the end of the module, ``app = create_app()`` gives ``uvicorn embedded_app:app`` an
+app to serve (#module-app).
+
+Each promise the tests grade ends with a tag such as (#first-run-after-interval); a
+failing test names its tag.
 
 Keep the names, signatures and constants below exactly as they are: the hidden tests
 import them. Replace each ``raise NotImplementedError(...)`` with your code.
@@ -30,7 +35,8 @@ logger = logging.getLogger(__name__)
 
 
 def heartbeat() -> None:
-    """Log exactly one INFO record whose message contains "heartbeat", with ``logger``."""
+    """Log exactly one INFO record whose message contains "heartbeat", with ``logger``, and
+    return nothing (#heartbeat-logs-one-info-record)."""
     raise NotImplementedError("log one INFO line containing 'heartbeat'")
 
 
@@ -38,13 +44,15 @@ def register_jobs(scheduler: BaseScheduler) -> None:
     """Add the heartbeat job to ``scheduler`` (started or not); return nothing.
 
     The job calls the module-level function ``heartbeat`` (pass the function itself, not
-    a lambda or a wrapper: a persistent job store must be able to save a reference to it),
-    every HEARTBEAT_SECONDS seconds, in the scheduler's time zone, under the fixed id
-    HEARTBEAT_JOB_ID.
+    a lambda or a wrapper: a persistent job store must be able to save a reference to it)
+    (#job-calls-heartbeat), every HEARTBEAT_SECONDS seconds (#every-30-seconds), in the
+    scheduler's time zone (#trigger-in-scheduler-zone), under the fixed id
+    HEARTBEAT_JOB_ID (#fixed-job-id).
 
-    It must be idempotent: the tests call it twice, and also restart the app against the
-    same SQLite job store (SCHEDULER_JOBSTORE_URL), and expect exactly one job with that
-    id afterwards - never a duplicate, never a ConflictingIdError.
+    It must be idempotent: the tests call it twice (#register-idempotent), and also restart
+    the app against the same SQLite job store (SCHEDULER_JOBSTORE_URL)
+    (#restart-keeps-one-job), and expect exactly one job with that id afterwards - never a
+    duplicate, never a ConflictingIdError.
     """
     raise NotImplementedError("add the heartbeat job with a fixed id so that re-adding replaces it")
 
@@ -55,31 +63,38 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     At startup (before the ``yield``): build the scheduler with
     ``build_scheduler(load_settings())`` (import both from config), register the jobs,
-    start it and store it on ``app.state.scheduler``.
-    At shutdown (after the ``yield``, even if the app failed): shut the scheduler down,
-    waiting for running jobs. The tests check that it runs while the app serves requests
-    and that it is stopped, with no scheduler thread left, once the app has stopped.
+    start it and store it on ``app.state.scheduler`` (#lifespan-starts-scheduler).
+    At shutdown (after the ``yield``): shut the scheduler down, even if the app failed
+    (``try``/``finally`` around the ``yield``) (#shutdown-even-if-failed), waiting for
+    running jobs (#shutdown-waits-for-jobs); a scheduler that is already stopped (someone
+    called ``shutdown()`` while the app ran) is left alone: check ``scheduler.running``
+    first, since shutting down a stopped scheduler raises SchedulerNotRunningError
+    (#shutdown-tolerates-stopped). The tests check that it runs while the app serves
+    requests and that it is stopped, with no scheduler thread left, once the app has
+    stopped (#no-thread-left).
     """
     raise NotImplementedError("start the scheduler before the yield and shut it down after it")
     yield  # keeps this an async generator, as @asynccontextmanager requires; remove the raise
 
 
 def create_app() -> FastAPI:
-    """Return a NEW FastAPI app using ``lifespan``, with two endpoints.
+    """Return a NEW FastAPI app (another object at each call) using ``lifespan``, with two
+    endpoints (#new-app-each-call).
 
-    ``GET /jobs`` answers 200 with a JSON list, sorted by job id, of one object per job of
-    the running scheduler::
+    ``GET /jobs`` answers 200 with a JSON list, sorted by job id (#jobs-list-sorted-by-id),
+    of one object per job of the running scheduler (#job-fields)::
 
         {"id": "heartbeat", "name": "heartbeat", "trigger": "interval[0:00:30]",
          "next_run_time": "2026-01-05T09:00:30.123456+01:00"}
 
     where "trigger" is ``str(job.trigger)`` and "next_run_time" is the job's next run time
     converted to the scheduler's time zone and formatted with ``datetime.isoformat()`` (so
-    it keeps its UTC offset, e.g. +01:00 for SCHEDULER_TIMEZONE=Europe/Berlin), or null
-    for a paused job.
+    it keeps its UTC offset, e.g. +01:00 for SCHEDULER_TIMEZONE=Europe/Berlin, +00:00 for
+    UTC) (#next-run-time-isoformat-in-zone), or null for a paused job (#paused-job-null).
 
     ``GET /health`` answers ``{"status": "ok", "scheduler_running": true}`` while the
-    scheduler runs (false otherwise).
+    scheduler runs (#health-running), and ``false`` once it has been shut down
+    (``scheduler.running``, not "a scheduler exists") (#health-not-running).
     """
     raise NotImplementedError(
         "create FastAPI(lifespan=lifespan) and add the /jobs and /health routes"

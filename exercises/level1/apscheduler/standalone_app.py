@@ -9,6 +9,9 @@ Build a program that runs the scheduler until it is asked to stop - by SIGTERM (
 gracefully: jobs that are running finish, the process logs that it stopped and exits
 with status 0.
 
+Each promise the tests grade ends with a tag such as (#first-run-after-interval); a
+failing test names its tag.
+
 Keep the names and signatures below exactly as they are: the hidden tests import them
 and also run this file as a real process. Replace each ``raise NotImplementedError(...)``.
 
@@ -29,16 +32,19 @@ logger = logging.getLogger(__name__)
 
 
 def heartbeat() -> None:
-    """Log exactly one INFO record whose message contains "heartbeat", with ``logger``."""
+    """Log exactly one INFO record whose message contains "heartbeat", with ``logger``, and
+    return nothing (#heartbeat-logs-one-info-record)."""
     raise NotImplementedError("log one INFO line containing 'heartbeat'")
 
 
 def register_jobs(scheduler: BaseScheduler) -> None:
     """Add the heartbeat job to ``scheduler``; return nothing.
 
-    The job calls the module-level function ``heartbeat`` every HEARTBEAT_SECONDS seconds,
-    in the scheduler's time zone, under the fixed id HEARTBEAT_JOB_ID. Calling this twice
-    must still leave exactly one job with that id (the second call replaces the first).
+    The job calls the module-level function ``heartbeat`` every HEARTBEAT_SECONDS seconds
+    (#heartbeat-every-10-seconds), in the scheduler's time zone
+    (#trigger-in-scheduler-zone), under the fixed id HEARTBEAT_JOB_ID. Calling this twice
+    must still leave exactly one job with that id (the second call replaces the first)
+    (#register-twice-keeps-one-job).
     """
     raise NotImplementedError("add the heartbeat job with a fixed id so that re-adding replaces it")
 
@@ -47,19 +53,28 @@ def main() -> int:
     """Run the scheduler until SIGTERM or SIGINT, stop it gracefully and return 0.
 
     In this order:
-      1. configure logging at INFO level, to stderr;
+      1. configure logging at INFO level, to stderr: the root logger, so APScheduler's own
+         INFO lines show too (``logging.basicConfig``) (#logging-info-to-stderr);
       2. build the scheduler with ``build_scheduler(load_settings())`` (import both from
-         config) and register the jobs;
-      3. install one handler for SIGTERM and SIGINT that only sets a ``threading.Event``
-         (a handler runs in the main thread, between two lines of your code: keep it tiny);
-      4. start the scheduler and log an INFO line containing "started";
-      5. wait on the Event;
-      6. shut the scheduler down, waiting for running jobs to finish;
-      7. log an INFO line containing "stopped" and return 0.
+         config) and register the jobs (#builds-and-registers);
+      3. install one handler for SIGTERM and SIGINT (#handlers-before-start) that only sets
+         a ``threading.Event`` - no shutdown, no ``sys.exit`` in it (a handler runs in the
+         main thread, between two lines of your code: keep it tiny)
+         (#handler-only-sets-event);
+      4. start the scheduler, then log, with the module's ``logger``, an INFO line
+         containing "started" (APScheduler's own "Scheduler started" does not count)
+         (#started-logged-after-start);
+      5. wait on the Event, so that a signal stops the process at once, not after a long
+         sleep (#waits-on-event);
+      6. shut the scheduler down, waiting for running jobs to finish
+         (#shutdown-waits-for-jobs);
+      7. log an INFO line containing "stopped" (#stopped-logged) and return 0
+         (#returns-0).
 
-    The tests start ``python standalone_app.py``, wait for the "started" line, send
-    SIGTERM (then, in another run, SIGINT) and expect: exit status 0, a "stopped" line on
-    stderr, and a job that was running at that moment completed, not cut off.
+    The tests start ``python standalone_app.py``, wait for your "started" line, send
+    SIGTERM (#sigterm-graceful) (then, in another run, SIGINT (#sigint-graceful)) and
+    expect: exit status 0 within a second or two, a "stopped" line on stderr, and a job
+    that was running at that moment completed, not cut off.
     """
     raise NotImplementedError("run until SIGTERM/SIGINT sets an Event, then shut down and return 0")
 

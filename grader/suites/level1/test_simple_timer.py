@@ -1,19 +1,30 @@
 """Hidden suite of `simple_timer` (exercises/level1/level1_simple_timer.py).
 
-The machine's zone is set to America/Los_Angeles while the course asks for
-Asia/Shanghai, so a naive datetime or a forgotten `timezone=` shows up as wrong times.
+The machine's zone is never Asia/Shanghai here (America/Los_Angeles by default, other
+zones where a scenario draws one), so a naive datetime or a forgotten `timezone=` shows
+up as wrong times. The clock is always frozen at UTC instants: moving time-machine to an
+aware local datetime would also change the process zone and hide those bugs.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
-from grader.feedback import expect, expect_equal, expect_fire_times
+from grader.drawing import deterministic, near_dst, utc_instants
+from grader.feedback import expect, expect_equal, expect_fire_times, fail
 from grader.sim_apscheduler import expected_series, simulate
 from grader.targets import Target
 from grader.testing import machine_zone
@@ -21,6 +32,23 @@ from grader.testing import machine_zone
 NOTE = "07a_ap_scheduler_intro.md"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai, 17:00 (day before) in LA
+# Machine zones a scenario runs in: never Asia/Shanghai, west and east of it, with DST.
+MACHINE_ZONES = ("America/Los_Angeles", "UTC", "Europe/Berlin", "Asia/Kolkata", "America/New_York")
+EXAMPLES = 12
+
+
+def _starts() -> st.SearchStrategy[datetime]:
+    """Start instants over three years (every weekday and hour), and near DST changes."""
+    return st.one_of(utc_instants(), near_dst(resolution="second").map(lambda n: n.instant))
+
+
+def scenarios(check: Callable[[datetime, str], None]) -> Callable[[], None]:
+    """Run ``check(start, machine_zone)`` for drawn scenarios, T0 in Los Angeles first."""
+    return deterministic(EXAMPLES)(
+        example(T0, "America/Los_Angeles")(
+            given(start=_starts(), zone=st.sampled_from(MACHINE_ZONES))(check)
+        )
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -29,10 +57,117 @@ def _machine_in_los_angeles() -> Iterator[None]:
         yield
 
 
+def _scenario(start: datetime, zone: str) -> str:
+    built = start.astimezone(SHANGHAI)
+    return f"(scheduler built at {built:%Y-%m-%d %H:%M:%S %Z}, machine zone {zone})"
+
+
+# -- the log lines --------------------------------------------------------------------------
+
+
+def _records_of(
+    function: Callable[[], object], caplog: pytest.LogCaptureFixture
+) -> tuple[object, list[logging.LogRecord]]:
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG):
+        result = function()
+    return result, list(caplog.records)
+
+
+def _check_one_info_record(
+    module: ModuleType,
+    name: str,
+    word: str,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result, records = _records_of(getattr(module, name), caplog)
+    printed = capsys.readouterr().out
+    shown = [f"{r.levelname} {r.name}: {r.getMessage()}" for r in records]
+    if not records and word in printed:
+        fail(f"{name}() printed {printed.strip()!r} instead of logging it: use logger.info(...).")
+    expect(
+        len(records) == 1,
+        f"{name}() should log exactly one record; it logged {len(records)}: {shown}",
+    )
+    record = records[0]
+    expect_equal(record.levelname, "INFO", f"the level of the record {name}() logs")
+    expect(
+        word in record.getMessage(),
+        f"the record {name}() logs should contain {word!r}; it says {record.getMessage()!r}",
+    )
+    expect(result is None, f"{name}() should return nothing; it returned {result!r}")
+
+
+def _check_module_logger(module: ModuleType, name: str, caplog: pytest.LogCaptureFixture) -> None:
+    _, records = _records_of(getattr(module, name), caplog)
+    own = getattr(getattr(module, "logger", None), "name", None)
+    loggers = [r.name for r in records]
+    expect_equal(
+        loggers,
+        [own],
+        f"the logger of the records {name}() writes",
+        "Log with the module's `logger = logging.getLogger(__name__)`: logging.info(...) "
+        "writes to the root logger, print() bypasses logging altogether.",
+    )
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#hello-world",
+    hint='def heartbeat() -> None: logger.info("heartbeat"): one call, INFO level.',
+    spec=("heartbeat-logs-one-info-record",),
+)
+def test_heartbeat_logs_one_info_record(
+    target: Target, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _check_one_info_record(target.load(), "heartbeat", "heartbeat", caplog, capsys)
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#hello-world",
+    hint="logger.info(...) with the module's logger, not logging.info(...) or print().",
+    spec=("heartbeat-uses-module-logger",),
+)
+def test_heartbeat_logs_with_the_module_logger(
+    target: Target, caplog: pytest.LogCaptureFixture
+) -> None:
+    _check_module_logger(target.load(), "heartbeat", caplog)
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#hello-world",
+    hint='def one_shot() -> None: logger.info("one-shot ..."): one call, INFO level.',
+    spec=("one-shot-logs-one-info-record",),
+)
+def test_one_shot_logs_one_info_record(
+    target: Target, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _check_one_info_record(target.load(), "one_shot", "one-shot", caplog, capsys)
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#hello-world",
+    hint="logger.info(...) with the module's logger, not logging.info(...) or print().",
+    spec=("one-shot-uses-module-logger",),
+)
+def test_one_shot_logs_with_the_module_logger(
+    target: Target, caplog: pytest.LogCaptureFixture
+) -> None:
+    _check_module_logger(target.load(), "one_shot", caplog)
+
+
+# -- build_scheduler ------------------------------------------------------------------------
+
+
 @pytest.mark.grade(
     points=1,
     note=f"{NOTE}#hello-world",
     hint="Build and configure the scheduler, but let the caller decide when to start() it.",
+    spec=("not-started",),
 )
 def test_build_scheduler_returns_a_scheduler_that_is_not_started(target: Target) -> None:
     module = target.load()
@@ -44,58 +179,111 @@ def test_build_scheduler_returns_a_scheduler_that_is_not_started(target: Target)
         )
         expect(
             not scheduler.running,
-            "build_scheduler() returned a scheduler that is already running: "
+            "build_scheduler() returned a scheduler that is already running (even paused): "
             "callers (main(), tests, the FastAPI lifespan) must own start() and shutdown().",
         )
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#hello-world",
+    hint='add_job(heartbeat, ..., id="heartbeat") and add_job(one_shot, ..., id="one_shot").',
+    spec=("two-jobs-by-id",),
+)
+def test_jobs_call_the_module_functions_that_log(target: Target) -> None:
+    module = target.load()
+    with simulate(T0):
+        scheduler = module.build_scheduler()
+        jobs = {job.id: getattr(job, "func", None) for job in scheduler.get_jobs()}
+    expect_equal(
+        jobs,
+        {"heartbeat": module.heartbeat, "one_shot": module.one_shot},
+        "the jobs of build_scheduler() (id -> function)",
+        "Without id= APScheduler makes up a UUID: the job cannot be found, changed or "
+        "replaced by name.",
+    )
+
+
+def _check_heartbeat_series(module: ModuleType, start: datetime, zone: str) -> None:
+    with machine_zone(zone), simulate(start) as sim:
+        scheduler = module.build_scheduler()
+        scheduler.start()
+        sim.run_for(timedelta(seconds=60))
+        scheduler.shutdown()
+    step = timedelta(seconds=module.HEARTBEAT_SECONDS)
+    expected = list(expected_series(start + step, step, start + timedelta(seconds=60)))
+    expect_fire_times(
+        sim.fire_times("heartbeat"),
+        expected,
+        what="job 'heartbeat' over the first 60 s",
+        tz=SHANGHAI,
+        why=f"An interval job runs exactly every HEARTBEAT_SECONDS seconds (no jitter) "
+        f"{_scenario(start, zone)}.",
+    )
 
 
 @pytest.mark.grade(
     points=2,
     note=f"{NOTE}#interval-trigger",
     hint="IntervalTrigger(seconds=HEARTBEAT_SECONDS) fires at start + 5 s, + 10 s, ...",
+    spec=("heartbeat-every-5-seconds",),
 )
 def test_heartbeat_runs_every_5_seconds_from_start(target: Target) -> None:
     module = target.load()
-    with simulate(T0) as sim:
-        module.build_scheduler().start()
-        sim.run_for(timedelta(seconds=60))
-    expected = list(
-        expected_series(T0 + timedelta(seconds=5), timedelta(seconds=5), T0 + timedelta(seconds=60))
-    )
-    expect_fire_times(
-        sim.fire_times("heartbeat"),
-        expected,
-        what="job 'heartbeat' over the first 60 s",
-        tz=SHANGHAI,
-        why="An interval job first runs one interval after the scheduler starts.",
-    )
+
+    def heartbeat_scenario(start: datetime, zone: str) -> None:
+        _check_heartbeat_series(module, start, zone)
+
+    scenarios(heartbeat_scenario)()
 
 
 @pytest.mark.grade(
-    points=2,
-    note=f"{NOTE}#date-trigger",
-    hint="run_date=datetime.now(ZoneInfo(TIMEZONE)) + timedelta(seconds=ONE_SHOT_DELAY_SECONDS)",
+    points=1,
+    note=f"{NOTE}#interval-trigger",
+    hint="Do not pass next_run_time=now: an interval job's first run is now + interval.",
+    spec=("first-run-after-interval",),
 )
-def test_one_shot_runs_once_10_seconds_after_build(target: Target) -> None:
+def test_heartbeat_first_run_is_one_interval_after_start(target: Target) -> None:
     module = target.load()
-    with simulate(T0) as sim:
+
+    def first_run_scenario(start: datetime, zone: str) -> None:
+        with machine_zone(zone), simulate(start) as sim:
+            scheduler = module.build_scheduler()
+            scheduler.start()
+            sim.run_for(timedelta(seconds=module.HEARTBEAT_SECONDS))
+            scheduler.shutdown()
+        first = sim.fire_times("heartbeat")[:1]
+        expect_fire_times(
+            first,
+            [start + timedelta(seconds=module.HEARTBEAT_SECONDS)],
+            what=f"the first run of job 'heartbeat' {_scenario(start, zone)}",
+            tz=SHANGHAI,
+            why="An interval job first runs one interval after the scheduler starts, not at once.",
+        )
+
+    scenarios(first_run_scenario)()
+
+
+def _check_one_shot(module: ModuleType, start: datetime, zone: str) -> None:
+    with machine_zone(zone), simulate(start) as sim:
         scheduler = module.build_scheduler()
         scheduler.start()
-        sim.run_for(timedelta(minutes=2))
+        sim.run_for(timedelta(seconds=40))
         remaining = scheduler.get_job("one_shot")
+        scheduler.shutdown()
     missed = sim.runs("one_shot", outcome="missed")
-    why = "A date trigger runs exactly once, at an aware datetime."
+    why = "A date trigger runs exactly once, ONE_SHOT_DELAY_SECONDS after build_scheduler()."
     if missed:
         late = missed[0].actual - missed[0].scheduled
         why += (
             f" It was scheduled for {missed[0].scheduled.astimezone(SHANGHAI)}, {late} in the past,"
-            " so APScheduler reported it missed: was the run date a naive datetime.now()"
-            " (the machine's zone) instead of datetime.now(ZoneInfo(TIMEZONE))?"
+            " so APScheduler reported it missed: was the run date a naive datetime.now() or"
+            " datetime.utcnow() instead of datetime.now(ZoneInfo(TIMEZONE))?"
         )
     expect_fire_times(
         sim.fire_times("one_shot"),
-        [T0 + timedelta(seconds=10)],
-        what="job 'one_shot'",
+        [start + timedelta(seconds=module.ONE_SHOT_DELAY_SECONDS)],
+        what=f"job 'one_shot' {_scenario(start, zone)}",
         tz=SHANGHAI,
         why=why,
     )
@@ -103,53 +291,269 @@ def test_one_shot_runs_once_10_seconds_after_build(target: Target) -> None:
 
 
 @pytest.mark.grade(
+    points=2,
+    note=f"{NOTE}#date-trigger",
+    hint="run_date=datetime.now(ZoneInfo(TIMEZONE)) + timedelta(seconds=ONE_SHOT_DELAY_SECONDS), "
+    "computed inside build_scheduler().",
+    spec=("one-shot-after-delay",),
+)
+def test_one_shot_runs_once_10_seconds_after_build(target: Target) -> None:
+    module = target.load()
+
+    def one_shot_scenario(start: datetime, zone: str) -> None:
+        _check_one_shot(module, start, zone)
+
+    scenarios(one_shot_scenario)()
+
+
+def _trigger_zone(job: Any) -> str:
+    return str(getattr(getattr(job, "trigger", None), "timezone", None))
+
+
+@pytest.mark.grade(
     points=1,
     note=f"{NOTE}#timezone",
-    hint="BackgroundScheduler(timezone=ZoneInfo(TIMEZONE)), and a trigger object you build "
-    "yourself needs timezone= too: it does not inherit the scheduler's.",
+    hint="BackgroundScheduler(timezone=ZoneInfo(TIMEZONE)).",
+    spec=("scheduler-zone",),
 )
-def test_scheduler_and_jobs_use_asia_shanghai_not_the_machine_zone(target: Target) -> None:
+def test_scheduler_zone_is_asia_shanghai(target: Target) -> None:
     module = target.load()
     with simulate(T0):
         scheduler = module.build_scheduler()
-        scheduler.start(paused=True)
-        zones = {
-            job.id: str(getattr(job.next_run_time, "tzinfo", None)) for job in scheduler.get_jobs()
-        }
     expect_equal(
         str(scheduler.timezone),
         "Asia/Shanghai",
         "the scheduler's time zone",
         "This machine runs in America/Los_Angeles; without timezone= APScheduler uses it.",
     )
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#timezone",
+    hint="A trigger object you build yourself needs timezone= too: IntervalTrigger(..., "
+    "timezone=tz) does not inherit the scheduler's zone.",
+    spec=("heartbeat-trigger-zone",),
+)
+def test_heartbeat_trigger_is_in_asia_shanghai(target: Target) -> None:
+    module = target.load()
+    with simulate(T0):
+        scheduler = module.build_scheduler()
+        scheduler.start(paused=True)
+        job = scheduler.get_job("heartbeat")
+        seen = {"trigger": _trigger_zone(job), "next_run_time": str(job.next_run_time.tzinfo)}
+        scheduler.shutdown()
     expect_equal(
-        zones,
-        {"heartbeat": "Asia/Shanghai", "one_shot": "Asia/Shanghai"},
-        "the zone each job's next_run_time is expressed in",
-        "A job's times are shown in its trigger's zone; this machine is in America/Los_Angeles.",
+        seen,
+        {"trigger": "Asia/Shanghai", "next_run_time": "Asia/Shanghai"},
+        "the zone of job 'heartbeat' (its trigger, its next_run_time)",
+        "This machine runs in America/Los_Angeles: IntervalTrigger(...) without timezone= uses it.",
+    )
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#timezone",
+    hint="run_date=datetime.now(ZoneInfo(TIMEZONE)) + ...: aware, and in the TIMEZONE zone.",
+    spec=("one-shot-aware-run-date",),
+)
+def test_one_shot_run_date_is_aware_in_asia_shanghai(target: Target) -> None:
+    module = target.load()
+    with simulate(T0):
+        scheduler = module.build_scheduler()
+        trigger = getattr(scheduler.get_job("one_shot"), "trigger", None)
+    run_date = getattr(trigger, "run_date", None)
+    expect(
+        isinstance(run_date, datetime),
+        f"job 'one_shot' should have a date trigger with a run_date; its trigger is {trigger!r}",
+    )
+    assert isinstance(run_date, datetime)
+    expect_equal(
+        str(run_date.tzinfo),
+        "Asia/Shanghai",
+        f"the zone of the one-shot's run date ({run_date.isoformat()})",
+        "Build it with datetime.now(ZoneInfo(TIMEZONE)): datetime.now(timezone.utc) is the "
+        "right instant in the wrong zone, a naive datetime.now() is the machine's wall clock.",
+    )
+
+
+# -- main -----------------------------------------------------------------------------------
+
+
+class _MainRun:
+    """Runs ``main()`` with ``build_scheduler`` wrapped, to see the scheduler it builds."""
+
+    def __init__(self, module: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.module = module
+        self.schedulers: list[Any] = []
+        self.slow_started = threading.Event()
+        self.slow_finished = threading.Event()
+        self.slow_seconds: float | None = None
+        original = module.build_scheduler
+
+        def spy() -> Any:
+            scheduler = original()
+            self.schedulers.append(scheduler)
+            if self.slow_seconds is not None:
+                self._add_slow_job(scheduler)
+            return scheduler
+
+        monkeypatch.setattr(module, "build_scheduler", spy)
+
+    def _add_slow_job(self, scheduler: Any) -> None:
+        seconds = self.slow_seconds or 0.0
+
+        def slow() -> None:
+            self.slow_started.set()
+            time.sleep(seconds)
+            self.slow_finished.set()
+
+        scheduler.add_job(slow, "date", run_date=datetime.now(UTC), id="grader_slow_job")
+        start = scheduler.start
+
+        def start_then_wait_for_the_slow_job(*args: Any, **kwargs: Any) -> Any:
+            result = start(*args, **kwargs)
+            self.slow_started.wait(5)
+            return result
+
+        scheduler.start = start_then_wait_for_the_slow_job
+
+    def call(self, run_seconds: float) -> float:
+        started = time.monotonic()
+        self.module.main(run_seconds=run_seconds)
+        return time.monotonic() - started
+
+    @property
+    def scheduler(self) -> Any:
+        expect(
+            len(self.schedulers) == 1,
+            f"main() should call build_scheduler() once; it called it {len(self.schedulers)} "
+            "time(s).",
+        )
+        return self.schedulers[0]
+
+
+def _scheduler_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("APScheduler")]
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#hello-world",
+    hint="logging.basicConfig(level=logging.INFO) at the start of main().",
+    spec=("main-logging-info",),
+)
+def test_main_configures_logging_at_info(target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = target.load()
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    root.handlers[:] = []  # as in a fresh `python level1_simple_timer.py`
+    root.setLevel(logging.WARNING)
+    try:
+        _MainRun(module, monkeypatch).call(0.05)
+        level, handlers = root.level, root.handlers[:]
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    expect(handlers, "After main() the root logger has no handler: call logging.basicConfig(...).")
+    expect_equal(
+        logging.getLevelName(level),
+        "INFO",
+        "the root logger's level after main()",
+        "basicConfig() without level= leaves WARNING: the heartbeat's INFO lines are dropped.",
     )
 
 
 @pytest.mark.grade(
     points=1,
     note=f"{NOTE}#hello-world",
-    hint="add_job(heartbeat, ...) and add_job(one_shot, ...): the module's own functions.",
+    hint="time.sleep(run_seconds): run_seconds is a float, e.g. 0.5.",
+    spec=("main-sleeps-run-seconds",),
 )
-def test_jobs_call_the_module_functions_that_log(
-    target: Target, caplog: pytest.LogCaptureFixture
-) -> None:
-    module = target.load()
-    caplog.set_level(logging.INFO)
-    with simulate(T0) as sim:
-        scheduler = module.build_scheduler()
-        jobs = {job.id: job.func for job in scheduler.get_jobs()}
-        scheduler.start()
-        sim.run_for(timedelta(seconds=10))
-    expect_equal(
-        jobs,
-        {"heartbeat": module.heartbeat, "one_shot": module.one_shot},
-        "the jobs of build_scheduler() (id -> function)",
+def test_main_runs_for_run_seconds(target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = _MainRun(target.load(), monkeypatch)
+    elapsed = run.call(0.3)
+    expect(
+        0.27 <= elapsed < 3.0,
+        f"main(run_seconds=0.3) returned after {elapsed:.2f} s: it should run the scheduler for "
+        "run_seconds seconds, then stop (int(run_seconds) one-second steps sleep 0 s here).",
     )
-    messages = " | ".join(r.getMessage() for r in caplog.records)
-    expect("heartbeat" in messages, f"heartbeat() should log 'heartbeat'; logged: {messages!r}")
-    expect("one-shot" in messages, f"one_shot() should log 'one-shot'; logged: {messages!r}")
+    expect(run.scheduler is not None, "main() should build its scheduler with build_scheduler().")
+
+
+@pytest.mark.grade(
+    points=2,
+    note=f"{NOTE}#hello-world",
+    hint="After the sleep: scheduler.shutdown(), which stops the scheduler and its thread.",
+    spec=("main-stops-scheduler",),
+)
+def test_main_leaves_no_scheduler_running(target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = _MainRun(target.load(), monkeypatch)
+    run.call(0.05)
+    scheduler = run.scheduler
+    time.sleep(0.05)
+    expect(
+        not scheduler.running and not _scheduler_threads(),
+        "When main() returns, its scheduler is still running "
+        f"(running={scheduler.running}, threads alive: {_scheduler_threads()}): "
+        "call scheduler.shutdown() after the sleep.",
+    )
+
+
+@pytest.mark.grade(
+    points=2,
+    note=f"{NOTE}#hello-world",
+    hint="scheduler.shutdown() waits for running jobs; shutdown(wait=False) does not.",
+    spec=("main-waits-for-running-jobs",),
+)
+def test_main_waits_for_a_running_job_before_returning(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = _MainRun(target.load(), monkeypatch)
+    run.slow_seconds = 0.5  # a job that is still running when the 0.1 s are over
+    run.call(0.1)
+    expect(run.slow_started.is_set(), "main() should start the scheduler it built.")
+    expect(
+        run.slow_finished.is_set(),
+        "main() returned while a job was still running: shut down with scheduler.shutdown() "
+        "(wait=True, the default) so a running job can finish.",
+    )
+
+
+@pytest.mark.grade(
+    points=2,
+    note=f"{NOTE}#hello-world",
+    hint="try: time.sleep(run_seconds) finally: scheduler.shutdown()",
+    spec=("main-stops-when-interrupted",),
+)
+def test_main_stops_the_scheduler_when_interrupted(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = _MainRun(target.load(), monkeypatch)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def press_ctrl_c() -> None:  # once main() sleeps: its scheduler runs
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if run.schedulers and run.schedulers[0].running:
+                time.sleep(0.2)
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.01)
+
+    presser = threading.Thread(target=press_ctrl_c, daemon=True)
+    presser.start()
+    try:
+        run.call(30.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        presser.join()
+        signal.signal(signal.SIGINT, previous)
+    scheduler = run.scheduler
+    time.sleep(0.05)
+    expect(
+        not scheduler.running and not _scheduler_threads(),
+        "Ctrl+C (SIGINT) during main()'s sleep left the scheduler running "
+        f"(threads alive: {_scheduler_threads()}): shut it down in a `finally:` block.",
+    )

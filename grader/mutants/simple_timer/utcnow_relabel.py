@@ -1,0 +1,51 @@
+"""BUG: one_shot must run ONE_SHOT_DELAY_SECONDS from now (utcnow() relabelled as Shanghai: 8 h early)."""
+
+import logging
+import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+TIMEZONE: str = "Asia/Shanghai"
+HEARTBEAT_SECONDS: int = 5
+ONE_SHOT_DELAY_SECONDS: int = 10
+
+logger = logging.getLogger(__name__)
+
+
+def heartbeat() -> None:
+    logger.info("heartbeat")
+
+
+def one_shot() -> None:
+    logger.info("one-shot fired")
+
+
+def build_scheduler() -> BackgroundScheduler:
+    tz = ZoneInfo(TIMEZONE)
+    scheduler = BackgroundScheduler(timezone=tz)
+    scheduler.add_job(
+        heartbeat,
+        IntervalTrigger(seconds=HEARTBEAT_SECONDS, timezone=tz),
+        id="heartbeat",
+    )
+    run_date = datetime.utcnow().replace(tzinfo=tz) + timedelta(seconds=ONE_SHOT_DELAY_SECONDS)
+    scheduler.add_job(one_shot, DateTrigger(run_date=run_date, timezone=tz), id="one_shot")
+    return scheduler
+
+
+def main(run_seconds: float = 30.0) -> None:
+    logging.basicConfig(level=logging.INFO)
+    scheduler = build_scheduler()
+    scheduler.start()
+    try:
+        time.sleep(run_seconds)
+    finally:
+        scheduler.shutdown()
+
+
+if __name__ == "__main__":
+    main()

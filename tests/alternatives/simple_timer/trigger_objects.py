@@ -1,0 +1,64 @@
+"""simple_timer, correct: explicit trigger objects, small helpers, keyword arguments."""
+
+import logging
+import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+TIMEZONE: str = "Asia/Shanghai"
+HEARTBEAT_SECONDS: int = 5
+ONE_SHOT_DELAY_SECONDS: int = 10
+
+logger = logging.getLogger(__name__)
+
+
+def _zone() -> ZoneInfo:
+    return ZoneInfo(TIMEZONE)
+
+
+def heartbeat() -> None:
+    """Log exactly one INFO record containing "heartbeat"."""
+    logger.info("heartbeat")
+
+
+def one_shot() -> None:
+    """Log exactly one INFO record containing "one-shot"."""
+    logger.info("one-shot: fired once")
+
+
+def _heartbeat_trigger(zone: ZoneInfo) -> IntervalTrigger:
+    return IntervalTrigger(seconds=HEARTBEAT_SECONDS, timezone=zone)
+
+
+def _one_shot_trigger(zone: ZoneInfo) -> DateTrigger:
+    when = datetime.now(tz=zone) + timedelta(seconds=ONE_SHOT_DELAY_SECONDS)
+    return DateTrigger(run_date=when, timezone=zone)
+
+
+def build_scheduler() -> BackgroundScheduler:
+    """Return an unstarted scheduler with the "heartbeat" and "one_shot" jobs."""
+    zone = _zone()
+    scheduler = BackgroundScheduler(timezone=zone)
+    scheduler.add_job(func=heartbeat, trigger=_heartbeat_trigger(zone), id="heartbeat", name="heartbeat")
+    scheduler.add_job(func=one_shot, trigger=_one_shot_trigger(zone), id="one_shot", name="one_shot")
+    return scheduler
+
+
+def main(run_seconds: float = 30.0) -> None:
+    """Run for run_seconds seconds, always shutting down."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    scheduler = build_scheduler()
+    scheduler.start()
+    try:
+        time.sleep(run_seconds)
+    finally:
+        if scheduler.running:
+            scheduler.shutdown(wait=True)
+
+
+if __name__ == "__main__":
+    main()
