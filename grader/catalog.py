@@ -45,6 +45,7 @@ class Exercise:
     suite: str | None = None
     hints: tuple[str, ...] = ()
     stub_blob: str | None = None
+    spec_coverage: bool = False  # verify checks the stub's (#tags) against the suite's spec=
     order: int = field(default=0, compare=False)
 
     @property
@@ -74,6 +75,8 @@ class Catalog:
 
     levels: tuple[Level, ...]
     exercises: tuple[Exercise, ...]
+    # notes (file names in notes/) whose pitfalls verify traces to tests or mutants
+    pitfall_traceability: tuple[str, ...] = ()
 
     def exercise(self, exercise_id: str) -> Exercise:
         """The exercise with this id; raises UnknownExerciseError with the known ids."""
@@ -142,7 +145,17 @@ def _parse(raw: dict[str, object]) -> Catalog:
         for lv in levels_raw
     )
     exercises = []
-    allowed = {"id", "level", "title", "file", "note", "suite", "hints", "stub_blob"}
+    allowed = {
+        "id",
+        "level",
+        "title",
+        "file",
+        "note",
+        "suite",
+        "hints",
+        "stub_blob",
+        "spec_coverage",
+    }
     for order, item in enumerate(exercises_raw, start=1):
         unknown = set(item) - allowed
         if unknown:
@@ -158,14 +171,29 @@ def _parse(raw: dict[str, object]) -> Catalog:
                     suite=item.get("suite"),
                     hints=tuple(item.get("hints", ())),
                     stub_blob=item.get("stub_blob"),
+                    spec_coverage=_boolean(item, "spec_coverage"),
                     order=order,
                 )
             )
         except KeyError as missing:
             raise CatalogError(f"exercise #{order} lacks the key {missing}") from None
-    catalog = Catalog(levels=levels, exercises=tuple(exercises))
+    traced = raw.get("pitfall_traceability", [])
+    if not isinstance(traced, list) or not all(
+        isinstance(n, str) and n.endswith(".md") and "/" not in n for n in traced
+    ):
+        raise CatalogError("pitfall_traceability must be a list of note file names (x.md)")
+    if len(set(traced)) != len(traced):
+        raise CatalogError("pitfall_traceability lists a note twice")
+    catalog = Catalog(levels=levels, exercises=tuple(exercises), pitfall_traceability=tuple(traced))
     _validate(catalog)
     return catalog
+
+
+def _boolean(item: dict[str, object], key: str) -> bool:
+    value = item.get(key, False)
+    if not isinstance(value, bool):
+        raise CatalogError(f"exercise {item.get('id')!r}: {key} must be true or false")
+    return value
 
 
 def _validate(catalog: Catalog) -> None:

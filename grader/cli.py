@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
@@ -19,7 +20,7 @@ from grader import paths, variants
 from grader.catalog import CatalogError, Exercise, UnknownExerciseError, catalog, is_pristine
 from grader.report import render, statuses, write_json
 from grader.results import HarnessError, TestResult, run_suites
-from grader.verify import update_hashes, verify
+from grader.verify import update_hashes, verify, verify_notes
 
 console = Console(highlight=False)
 EXIT_USAGE = 2
@@ -195,27 +196,36 @@ def verify_command(rehash: bool, exercise: str | None) -> None:
         course = catalog()
         console.print(f"stub hashes updated: {', '.join(changed) or 'none changed'}")
     chosen = _select(exercise) if exercise else None
-    with console.status("verifying: solutions, stubs and mutants..."):
+    with console.status("verifying: solutions, stubs, mutants and alternatives..."):
         verdicts = verify(course, chosen)
+        course_verdict = verify_notes(course)
     table = Table(title="grader verify")
-    for column in ("exercise", "solution passes", "stub fails", "mutants caught", "verdict"):
+    columns = ("exercise", "solution passes", "stub fails", "edit mutants caught")
+    for column in (*columns, "file mutants caught", "alternatives pass", "verdict"):
         table.add_column(column)
     for verdict in verdicts:
-        caught = sum(bool(tests) for tests in verdict.mutants.values())
+        passing = sum(not failed for failed in verdict.alternatives.values())
         table.add_row(
             verdict.exercise.id,
             f"{verdict.solution[0]}/{verdict.solution[1]}",
             f"{verdict.stub[0]}/{verdict.stub[1]}",
-            f"{caught}/{len(verdict.mutants)}",
+            "{}/{}".format(*verdict.caught(variants.EDIT)),
+            "{}/{}".format(*verdict.caught(variants.FILE)),
+            f"{passing}/{len(verdict.alternatives)}",
             "[green]ok[/green]" if verdict.ok else "[red]problems[/red]",
         )
     console.print(table)
     for verdict in verdicts:
         for note in verdict.notes:
             console.print(f"[dim]note: {verdict.exercise.id}: {note}[/dim]", highlight=False)
-    problems = [(v.exercise.id, p) for v in verdicts for p in v.problems]
-    for exercise_id, problem in problems:
-        console.print(f"[red]x[/red] {exercise_id}: {problem}", highlight=False)
+    warnings = [f"{v.exercise.id}: {w}" for v in verdicts for w in v.warnings]
+    for warning in [*warnings, *course_verdict.warnings]:
+        console.print(
+            f"[yellow]warning[/yellow]: {escape(warning)}", highlight=False, soft_wrap=True
+        )
+    problems = [f"{v.exercise.id}: {p}" for v in verdicts for p in v.problems]
+    for problem in [*problems, *course_verdict.problems]:
+        console.print(f"[red]x[/red] {escape(problem)}", highlight=False, soft_wrap=True)
     if problems:
         raise SystemExit(1)
     console.print(f"[green]verified {len(verdicts)} exercise(s)[/green]")

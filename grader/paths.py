@@ -13,6 +13,8 @@ SOLUTIONS_DIR = REPO_ROOT / "solutions"
 NOTES_DIR = REPO_ROOT / "notes"
 SUITES_DIR = PACKAGE_DIR / "suites"
 MUTANTS_DIR = PACKAGE_DIR / "mutants"
+# complete correct learner files written unlike the solution (maintainers only: not packaged)
+ALTERNATIVES_DIR = REPO_ROOT / "tests" / "alternatives"
 CATALOG_FILE = PACKAGE_DIR / "catalog.toml"
 STATE_DIR = Path(os.environ.get("CRONKATA_STATE_DIR") or REPO_ROOT / ".grader")
 

@@ -67,7 +67,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Register the marker and make plain asserts in suites informative."""
     config.addinivalue_line(
-        "markers", f"{GRADE_MARK}(points=1, note=None, hint=None, timeout=10): a graded test"
+        "markers",
+        f"{GRADE_MARK}(points=1, note=None, hint=None, timeout=10, spec=()): a graded test",
     )
 
 
@@ -389,7 +390,15 @@ def _learner_frame(excinfo: pytest.ExceptionInfo[BaseException], root: Path) -> 
 
 
 def describe_failure(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException]) -> str:
-    """The learner-facing text of a graded test's failure."""
+    """The learner-facing text of a graded test's failure, then the error's notes.
+
+    Hypothesis puts the smallest failing case ("Falsifying example: ...") in ``__notes__``.
+    """
+    notes = "".join(f"\n{note}" for note in getattr(excinfo.value, "__notes__", ()))
+    return _describe_error(item, excinfo) + notes
+
+
+def _describe_error(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException]) -> str:
     error = excinfo.value
     module = item.getparent(ExerciseModule)
     root = module.variant.root if module else paths.REPO_ROOT

@@ -2,8 +2,10 @@
 
 For every available exercise: the solution passes every test; the pristine stub fails
 every test as a failure (not a harness error); the stub's public API equals the
-solution's; every mutant is caught by at least one test; the catalog's stub hash is
-current; and every note link used by the catalog and the suites points at an anchor.
+solution's; every mutant (edit or whole file) is caught by at least one test; every
+alternative correct solution passes every test; the catalog's stub hash is current; every
+note link used by the catalog and the suites points at an anchor; and, where the catalog
+enforces them, spec coverage (`grader.spec`) and pitfall traceability (`grader.pitfalls`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader import paths, variants
+from grader import paths, pitfalls, spec, variants
 from grader.catalog import Catalog, Exercise, git_blob_sha, pristine_source
 from grader.results import TestResult, run_suites
 
@@ -32,13 +34,30 @@ class ExerciseVerdict:
     solution: tuple[int, int] = (0, 0)  # passed, total
     stub: tuple[int, int] = (0, 0)  # failed cleanly, total
     mutants: dict[str, list[str]] = field(default_factory=dict)  # mutant -> tests that caught it
+    origins: dict[str, str] = field(default_factory=dict)  # mutant -> "edit" | "file"
+    alternatives: dict[str, list[str]] = field(default_factory=dict)  # alt -> tests it failed
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # checks not enforced yet
     notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """Whether every check held."""
         return not self.problems
+
+    def caught(self, origin: str) -> tuple[int, int]:
+        """(caught, total) of the mutants of one origin (``edit`` or ``file``)."""
+        mine = [name for name, kind in self.origins.items() if kind == origin]
+        return sum(bool(self.mutants.get(name)) for name in mine), len(mine)
+
+
+@dataclass
+class CourseVerdict:
+    """What verify found beyond single exercises (the notes' pitfalls)."""
+
+    pitfalls: dict[str, int] = field(default_factory=dict)  # note -> pitfalls found
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def public_api(source: str) -> dict[str, str]:
@@ -164,9 +183,19 @@ def _static_checks(verdict: ExerciseVerdict) -> None:
     problems += [f"API: {p}" for p in api_differences(pristine.decode("utf-8"), reference)]
     problems += broken_links(suite_note_links(exercise))
     problems += unmarked_tests(exercise)
+    if exercise.spec_coverage:
+        problems += [
+            f"spec: {p}" for p in spec.spec_problems(pristine.decode(), grade_marks(exercise))
+        ]
+    else:
+        verdict.warnings.append(
+            "spec coverage not enforced yet: tag the stub's promises, name them in "
+            "grade(spec=...), then set spec_coverage = true in the catalog"
+        )
     try:
         for mutant in variants.mutants_for(exercise):
             mutant.apply((paths.SOLUTIONS_DIR / mutant.file).read_text(encoding="utf-8"))
+        variants.alternatives_for(exercise)
     except variants.MutantError as error:
         problems.append(str(error))
 
@@ -181,7 +210,7 @@ def verify(
     for verdict in verdicts.values():
         _static_checks(verdict)
     runnable = [e for e in chosen if not verdicts[e.id].problems]
-    kinds = [variants.SOLUTION, variants.STUB, variants.MUTANTS]
+    kinds = [variants.SOLUTION, variants.STUB, variants.MUTANTS, variants.ALTERNATIVES]
     by_variant: dict[tuple[str, str], list[TestResult]] = defaultdict(list)
     for result in run_suites(runnable, kinds):
         by_variant[(result.exercise, result.variant)].append(result)
@@ -213,10 +242,59 @@ def _judge(verdict: ExerciseVerdict, by_variant: dict[tuple[str, str], list[Test
         name = f"mutant:{mutant.name}"
         caught = [r.name for r in by_variant.get((exercise.id, name), []) if r.outcome == "failed"]
         verdict.mutants[mutant.name] = caught
+        verdict.origins[mutant.name] = mutant.origin
         if not caught:
-            verdict.problems.append(f"mutant {mutant.name} survives: {mutant.description}")
+            verdict.problems.append(
+                f"{mutant.origin} mutant {mutant.name} survives: {mutant.description}"
+            )
     if len(verdict.mutants) < 3:
         verdict.problems.append(f"only {len(verdict.mutants)} mutant(s); at least 3 are required")
+    for alternative in variants.alternatives_for(exercise):
+        results = by_variant.get((exercise.id, f"alt:{alternative.name}"), [])
+        failed = [r for r in results if r.outcome != "passed"]
+        verdict.alternatives[alternative.name] = [r.name for r in failed]
+        if not results:
+            verdict.problems.append(f"alternative {alternative.name} ran no test")
+        for result in failed:
+            summary = " / ".join(result.message.strip().splitlines()[:2])
+            verdict.problems.append(
+                f"the suite over-specifies: alternative {alternative.name} "
+                f"{'fails' if result.outcome == 'failed' else 'errors in'} {result.name}: {summary}"
+            )
+
+
+def verify_notes(catalog: Catalog, notes_dir: Path | None = None) -> CourseVerdict:
+    """Pitfall traceability of every note: enforced for the catalog's pitfall_traceability."""
+    folder = notes_dir or paths.NOTES_DIR
+    verdict = CourseVerdict()
+    by_id = {e.id: e for e in catalog.exercises if e.available}
+
+    def tests_of(exercise_id: str) -> set[str] | None:
+        return set(grade_marks(by_id[exercise_id])) if exercise_id in by_id else None
+
+    def mutants_of(exercise_id: str) -> set[str] | None:
+        if exercise_id not in by_id:
+            return None
+        return {m.name for m in variants.mutants_for(by_id[exercise_id])}
+
+    for name in catalog.pitfall_traceability:
+        if not (folder / name).is_file():
+            verdict.problems.append(
+                f"pitfall_traceability lists notes/{name}, which does not exist"
+            )
+    for note in sorted(folder.glob("*.md")):
+        found, problems = pitfalls.read_note(note)
+        verdict.pitfalls[note.name] = len(found)
+        if note.name in catalog.pitfall_traceability:
+            verdict.problems += problems
+            verdict.problems += pitfalls.pitfall_problems(found, tests_of, mutants_of)
+        elif found:
+            verdict.warnings.append(
+                f"notes/{note.name}: pitfall traceability not enforced yet ({len(found)} "
+                "pitfalls): fill in their 评分 cells, then list the note in the catalog's "
+                "pitfall_traceability"
+            )
+    return verdict
 
 
 def update_hashes(catalog_file: Path, exercises: Iterable[Exercise]) -> list[str]:

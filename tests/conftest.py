@@ -17,7 +17,7 @@ from grader.variants import pristine_tree
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
-collect_ignore = ["bad_submissions"]  # fixtures of broken learner code, not tests
+collect_ignore = ["bad_submissions", "alternatives"]  # learner files (broken / correct), not tests
 
 
 @pytest.fixture(scope="session")
