@@ -144,6 +144,23 @@ def watch(exercise: str | None, runs: int | None) -> None:
         pass
 
 
+def _lines_of(path: Path, shown: str) -> list[str]:
+    """A learner's file as lines; undecodable bytes are shown as U+FFFD, with a warning."""
+    if not path.is_file():
+        return []
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        console.print(
+            f"[yellow]warning:[/yellow] {shown} is not UTF-8 (byte {data[error.start]:#04x} "
+            f"at offset {error.start}); save it as UTF-8. Undecodable bytes show as \ufffd.",
+            highlight=False,
+        )
+        text = data.decode("utf-8", errors="replace")
+    return text.splitlines(keepends=True)
+
+
 @cli.command()
 @click.argument("exercise")
 def compare(exercise: str) -> None:
@@ -154,9 +171,7 @@ def compare(exercise: str) -> None:
         shown_ref = f"solutions/{item.file}"
         diff = "".join(
             difflib.unified_diff(
-                mine.read_text(encoding="utf-8").splitlines(keepends=True)
-                if mine.is_file()
-                else [],
+                _lines_of(mine, shown_mine),
                 reference.read_text(encoding="utf-8").splitlines(keepends=True),
                 fromfile=shown_mine,
                 tofile=shown_ref,
@@ -293,7 +308,7 @@ def main(argv: list[str] | None = None) -> None:
     except (HarnessError, CatalogError, variants.MutantError) as error:
         print(f"grader: harness error: {error}", file=sys.stderr)
         raise SystemExit(EXIT_HARNESS) from None
-    except click.Abort:
-        print("grader: aborted", file=sys.stderr)
+    except (click.Abort, KeyboardInterrupt):
+        print("grader: interrupted; every graded process was stopped", file=sys.stderr)
         raise SystemExit(130) from None
     raise SystemExit(code if isinstance(code, int) else 0)

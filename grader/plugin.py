@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import json
+import logging
 import os
-import sys
 import tempfile
 import traceback
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Hashable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,12 +29,24 @@ from _pytest.runner import runtestprotocol
 from grader import paths, sandbox, variants
 from grader.catalog import Exercise, catalog
 from grader.feedback import GradingFailure
+from grader.sandbox import integrity
 from grader.targets import LoadError, Target
 
+logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 10.0
 LOAD_TIMEOUT = 10.0
-# A cap on test timeouts for the harness's own robustness tests (a hang then costs seconds).
-TIMEOUT_CAP = float(os.environ.get("CRONKATA_TIMEOUT_CAP") or "inf")
+# A cap on test timeouts for the harness's own robustness tests (a hang then costs seconds):
+# ``4`` caps every graded test, ``4@simple_timer`` only that exercise's.
+_CAP_SECONDS, _, _CAP_EXERCISE = (os.environ.get("CRONKATA_TIMEOUT_CAP") or "inf").partition("@")
+
+
+def _timeout_of(item: pytest.Item, exercise: Exercise) -> float:
+    timeout = float(_grade_info(item).get("timeout", DEFAULT_TIMEOUT))
+    if _CAP_EXERCISE in ("", exercise.id):
+        timeout = min(timeout, float(_CAP_SECONDS))
+    return timeout
+
+
 _DONE = pytest.StashKey[dict[str, list[TestReport]]]()
 _WORKDIR = pytest.StashKey[tempfile.TemporaryDirectory[str]]()
 GRADE_MARK = "grade"
@@ -56,6 +69,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--grader-jobs",
         default=None,
         help="graded tests run at once in forked children (default: number of CPUs, at least 2)",
+    )
+    group.addoption(
+        "--grader-first-catch",
+        action="store_true",
+        help=argparse.SUPPRESS,  # verify: a mutant's remaining tests are not run once one fails
     )
     group.addoption(
         "--grader-no-fork",
@@ -154,7 +172,7 @@ class ExerciseModule(pytest.Module):
         super().__init__(**kwargs)
         self.exercise = exercise
         self.variant = variant
-        self._load_problem: str | bool | None = False  # False: not probed yet
+        self.load_problem: str | None = None  # why the file cannot be imported (after the probe)
 
     def _getobj(self) -> ModuleType:
         return importlib.import_module(self.exercise.suite_module)
@@ -164,27 +182,50 @@ class ExerciseModule(pytest.Module):
         return Target(self.exercise, self.variant.root, self.variant.name)
 
     def load_probe(self) -> Any:
-        """A child's work: import the exercise's file; returns the problem and libraries used."""
+        """A child's work: import the exercise's file; returns the problem (None: it loads)."""
         target = self.target()
 
         def probe() -> dict[str, Any]:
-            before = set(sys.modules)
             try:
                 target.load()
             except LoadError as error:
-                return {"problem": str(error), "modules": []}
-            return {"problem": None, "modules": sandbox.library_modules_since(before)}
+                return {"problem": str(error)}
+            return {"problem": None}
 
         return probe
 
     def record_probe(self, result: sandbox.ChildResult) -> None:
-        """Keep what the load probe found (and warm this process with its libraries)."""
+        """Keep what the load probe found: why the file cannot be loaded, or None."""
         if result.problem is not None:
             self.load_problem = f"Importing {self.target().shown()} {result.problem}"
             return
-        assert isinstance(result.payload, dict)
-        self.load_problem = result.payload["problem"]
-        sandbox.warm_up(result.payload["modules"])
+        problem = result.payload.get("problem") if isinstance(result.payload, dict) else None
+        self.load_problem = sandbox.shown(problem) if isinstance(problem, str) else None
+
+    def trusted_sources(self) -> list[Path]:
+        """The reference solution's files this exercise needs: what the parent warms up from."""
+        first = self.exercise.solution_path()
+        found, pending = [first], [first]
+        while pending:
+            current = pending.pop()
+            for name in _sibling_imports(current):
+                sibling = current.parent / f"{name}.py"
+                if sibling not in found:
+                    found.append(sibling)
+                    pending.append(sibling)
+        return found
+
+
+def _sibling_imports(path: Path) -> list[str]:
+    """Bare names a solution file imports that are files next to it."""
+    names = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] in {"import", "from"}:
+            name = words[1].split(".")[0].rstrip(",")
+            if (path.parent / f"{name}.py").is_file():
+                names.append(name)
+    return names
 
 
 @pytest.fixture
@@ -204,8 +245,13 @@ def _grade_info(item: pytest.Item) -> dict[str, Any]:
     return dict(marker.kwargs) if marker else {}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Attach exercise, variant and points to each graded test (they travel with reports)."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Attach exercise, variant and points to each graded test (they travel with reports).
+
+    When graded tests fork, the sandbox owns their time: pytest-timeout is turned off for
+    them (its timer would otherwise wrap the whole batch that the first item runs).
+    """
+    forking = not config.getoption("grader_no_fork")
     for item in items:
         module = item.getparent(ExerciseModule)
         if module is None:
@@ -219,6 +265,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 ("points", int(info.get("points", 1))),
             ]
         )
+        if forking:
+            item.add_marker(pytest.mark.timeout(0))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -253,68 +301,216 @@ def _reports_for(item: pytest.Item) -> list[TestReport]:
     return done.pop(item.nodeid)
 
 
+def _watch(config: pytest.Config) -> Any:
+    """The integrity fingerprint a child takes after its test (and the parent before)."""
+    return lambda: integrity.fingerprint(config)
+
+
 def _run_batch(config: pytest.Config, items: list[pytest.Item]) -> dict[str, list[TestReport]]:
     parallel = _parallelism(config)
     modules = list(dict.fromkeys(m for i in items if (m := i.getparent(ExerciseModule))))
-    probes = sandbox.run_many([(m.nodeid, m.load_probe(), LOAD_TIMEOUT) for m in modules], parallel)
+    for module in modules:
+        sandbox.warm_up(module.trusted_sources())
+    works = [(m.nodeid, m.load_probe(), LOAD_TIMEOUT) for m in modules]
+    probes = sandbox.run_many(works, parallel, watch=_watch(config))
     for module in modules:
         module.record_probe(probes[module.nodeid])
     config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]  # one base for all children
     reports: dict[str, list[TestReport]] = {}
     runnable: list[tuple[str, Any, float]] = []
+    functions: dict[str, str] = {}
     for item in items:
         owner = item.getparent(ExerciseModule)
         assert owner is not None
         if owner.load_problem is not None:
-            reports[item.nodeid] = _synthetic_reports(
-                item, _with_guidance(item, owner.load_problem)
-            )
+            reports[item.nodeid] = _reports(item, _with_guidance(item, owner.load_problem))
         else:
-            timeout = min(float(_grade_info(item).get("timeout", DEFAULT_TIMEOUT)), TIMEOUT_CAP)
-            runnable.append((item.nodeid, _child_work(item), timeout))
-    results = sandbox.run_many(runnable, parallel)
+            runnable.append((item.nodeid, _child_work(item), _timeout_of(item, owner.exercise)))
+            functions[item.nodeid] = _function_identity(item)
+    first_catch = _FirstCatch.of(config, items)
+    runnable.sort(key=first_catch.order)
     by_id = {item.nodeid: item for item in items}
-    hook = config.hook
-    for nodeid, result in results.items():
+
+    def judged(nodeid: Hashable, result: sandbox.ChildResult) -> None:
         item = by_id[str(nodeid)]
-        if result.problem is not None:
-            message = f"The test process {result.problem}"
-            reports[item.nodeid] = _synthetic_reports(
-                item, _with_guidance(item, message), result.seconds
-            )
-            continue
-        assert isinstance(result.payload, dict)
-        sandbox.warm_up(result.payload["modules"])
-        reports[item.nodeid] = [
-            hook.pytest_report_from_serializable(config=config, data=data)
-            for data in result.payload["reports"]
-        ]
+        reports[item.nodeid] = _judge_child(item, result, functions[item.nodeid])
+        first_catch.saw(item, reports[item.nodeid])
+
+    sandbox.run_many(
+        runnable, parallel, watch=_watch(config), wanted=first_catch.wanted, on_result=judged
+    )
+    for nodeid, _, _ in runnable:
+        if nodeid not in reports:
+            reports[nodeid] = _not_run(by_id[nodeid], first_catch.catcher(by_id[nodeid]))
+    first_catch.remember()
     return reports
+
+
+class _FirstCatch:
+    """`grader verify`: a mutant is caught by its first failing test; the rest is not run.
+
+    The test that caught a mutant last time runs first (remembered in .grader/).
+    """
+
+    FILE = paths.STATE_DIR / "first-catch.json"
+
+    def __init__(self, enabled: bool, owners: dict[str, ExerciseModule]) -> None:
+        self.enabled = enabled
+        self.owners = owners
+        self.caught: dict[str, str] = {}  # module nodeid -> nodeid of the test that caught it
+        try:
+            self.last: dict[str, str] = json.loads(self.FILE.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self.last = {}
+
+    @classmethod
+    def of(cls, config: pytest.Config, items: list[pytest.Item]) -> _FirstCatch:
+        owners = {i.nodeid: m for i in items if (m := i.getparent(ExerciseModule)) is not None}
+        return cls(bool(config.getoption("grader_first_catch")), owners)
+
+    def _key(self, nodeid: Hashable) -> str:
+        module = self.owners[str(nodeid)]
+        return f"{module.exercise.id}/{module.variant.name}"
+
+    def order(self, work: tuple[str, Any, float]) -> int:
+        """Sort key: last time's catcher first, the rest in suite order (a stable sort)."""
+        nodeid = work[0]
+        if not self.enabled or not self.owners[nodeid].variant.is_mutant:
+            return 1
+        return 0 if self.last.get(self._key(nodeid)) == nodeid.rsplit("::", 1)[-1] else 1
+
+    def wanted(self, nodeid: Hashable) -> bool:
+        """False for the remaining tests of a mutant already caught."""
+        return not (self.enabled and self.owners[str(nodeid)].nodeid in self.caught)
+
+    def saw(self, item: pytest.Item, reports: list[TestReport]) -> None:
+        """Note a failing test of a mutant."""
+        module = self.owners[item.nodeid]
+        if module.variant.is_mutant and any(r.failed for r in reports):
+            self.caught.setdefault(module.nodeid, item.nodeid)
+
+    def catcher(self, item: pytest.Item) -> str:
+        """The test that caught the mutant this item belongs to."""
+        return self.caught.get(self.owners[item.nodeid].nodeid, "?").rsplit("::", 1)[-1]
+
+    def remember(self) -> None:
+        """Keep which test caught each mutant, for the next run."""
+        if not self.enabled or not self.caught:
+            return
+        for nodeid in self.caught.values():
+            self.last[self._key(nodeid)] = nodeid.rsplit("::", 1)[-1]
+        try:
+            self.FILE.parent.mkdir(parents=True, exist_ok=True)
+            self.FILE.write_text(json.dumps(self.last, indent=1, sort_keys=True), encoding="utf-8")
+        except OSError:
+            logger.debug("could not write %s", self.FILE, exc_info=True)
+
+
+def _not_run(item: pytest.Item, catcher: str) -> list[TestReport]:
+    """Reports of a mutant's test left out because an earlier test caught the mutant."""
+    reports = [
+        _report(item, "setup", "passed", None),
+        _report(item, "call", "skipped", ("", 0, f"not run: {catcher} caught the mutant")),
+        _report(item, "teardown", "passed", None),
+    ]
+    for report in reports:
+        report.user_properties.append(("not_run", True))
+    return reports
+
+
+def _function_identity(item: pytest.Item) -> str:
+    """Which test function and code object the item runs (its replacement is tampering)."""
+    function = getattr(item, "obj", None)
+    return f"{id(function):x}/{id(getattr(function, '__code__', None)):x}"
+
+
+def _judge_child(item: pytest.Item, result: sandbox.ChildResult, function: str) -> list[TestReport]:
+    """The reports of a graded test, made here from the parent's own item.
+
+    The child only says, per phase, passed or failed and why; the nodeid, location,
+    exercise and points come from this process. Anything but a plain pass is a failure
+    that says what happened.
+    """
+    if result.problem is not None:
+        message = f"The test process {result.problem}"
+        if result.output.strip():
+            message += f"\nIts output (last lines):\n{result.output[-1500:]}"
+        return _reports(item, _with_guidance(item, message), result.seconds)
+    value = result.payload if isinstance(result.payload, dict) else {}
+    phases = value.get("phases")
+    if value.get("function") != function:
+        message = "The test process replaced the test function it was asked to run."
+        return _reports(item, _with_guidance(item, message), result.seconds)
+    if not isinstance(phases, list) or [p.get("when") for p in phases] != list(PHASES):
+        message = "The test process sent an incomplete result (not setup, call and teardown)."
+        return _reports(item, _with_guidance(item, message), result.seconds)
+    reports = []
+    for phase in phases:
+        outcome, text = _plain_outcome(item, phase)
+        sections = [
+            (str(key), sandbox.shown(str(content)))
+            for key, content in phase.get("sections", [])[:10]
+        ]
+        seconds = float(phase.get("duration", 0.0))
+        reports.append(_report(item, phase["when"], outcome, text, seconds, sections))
+    return reports
+
+
+PHASES = ("setup", "call", "teardown")
+
+
+def _plain_outcome(item: pytest.Item, phase: dict[str, Any]) -> tuple[str, str | None]:
+    """passed (with no text) only for a plain pass; anything else is failed, explained."""
+    outcome = phase.get("outcome")
+    text = sandbox.shown(str(phase.get("longrepr") or ""), 8000) or None
+    if phase.get("wasxfail") is not None:
+        return "failed", _with_guidance(
+            item,
+            "The test was marked as an expected failure (pytest.xfail() or an xfail marker): "
+            "a graded test only counts when it runs and passes.",
+        )
+    if outcome == "skipped":
+        return "failed", _with_guidance(
+            item,
+            f"The test was skipped during {phase.get('when')} (pytest.skip() or a skip "
+            f"marker), which is not a pass: a graded test only counts when it runs and "
+            f"passes.\n{text or ''}".rstrip(),
+        )
+    if outcome == "passed":
+        return "passed", None
+    return "failed", text or _with_guidance(item, "The test failed without a message.")
 
 
 def _private_capture(config: pytest.Config) -> None:
     """Give a child its own capture files: siblings running at once must not share them."""
     capman = config.pluginmanager.getplugin("capturemanager")
     if capman is not None and capman.is_globally_capturing():
-        capman._global_capturing = None  # the parent's files stay the parent's
+        _KEEP_ALIVE.append(capman._global_capturing)  # its fds are closed: never finalise it
+        capman._global_capturing = None
         capman.start_global_capturing()
 
 
-def _child_work(item: pytest.Item) -> Any:
-    hook = item.config.hook
+_KEEP_ALIVE: list[object] = []
 
+
+def _child_work(item: pytest.Item) -> Any:
     def child() -> dict[str, Any]:
         _private_capture(item.config)
-        before = set(sys.modules)
         reports = runtestprotocol(item, log=False, nextitem=None)
         _fail_on_leaked_threads(item, reports)
-        for report in reports:
-            report.sections = [(k, sandbox.truncate(v)) for k, v in report.sections]
         return {
-            "reports": [
-                hook.pytest_report_to_serializable(config=item.config, report=r) for r in reports
+            "function": _function_identity(item),
+            "phases": [
+                {
+                    "when": r.when,
+                    "outcome": r.outcome,
+                    "longrepr": str(r.longrepr) if r.longrepr else None,
+                    "wasxfail": getattr(r, "wasxfail", None),
+                    "duration": r.duration,
+                    "sections": [(k, sandbox.truncate(v)) for k, v in r.sections],
+                }
+                for r in reports
             ],
-            "modules": sandbox.library_modules_since(before),
         }
 
     return child
@@ -335,26 +531,35 @@ def _fail_on_leaked_threads(item: pytest.Item, reports: list[TestReport]) -> Non
     )
 
 
-def _synthetic_reports(item: pytest.Item, message: str, seconds: float = 0.0) -> list[TestReport]:
-    def report(when: str, outcome: str, longrepr: str | None) -> TestReport:
-        return TestReport(
-            nodeid=item.nodeid,
-            location=item.location,
-            keywords=dict.fromkeys(item.keywords, 1),
-            outcome=outcome,  # type: ignore[arg-type]
-            longrepr=longrepr,
-            when=when,  # type: ignore[arg-type]
-            sections=[],
-            duration=seconds if when == "call" else 0.0,
-            start=0.0,
-            stop=seconds,
-            user_properties=list(item.user_properties),
-        )
+def _report(
+    item: pytest.Item,
+    when: str,
+    outcome: str,
+    longrepr: str | tuple[str, int, str] | None,
+    seconds: float = 0.0,
+    sections: list[tuple[str, str]] | None = None,
+) -> TestReport:
+    return TestReport(
+        nodeid=item.nodeid,
+        location=item.location,
+        keywords=dict.fromkeys(item.keywords, 1),
+        outcome=outcome,  # type: ignore[arg-type]
+        longrepr=longrepr,
+        when=when,  # type: ignore[arg-type]
+        sections=sections or [],
+        duration=seconds,
+        start=0.0,
+        stop=seconds,
+        user_properties=list(item.user_properties),
+    )
 
+
+def _reports(item: pytest.Item, message: str, seconds: float = 0.0) -> list[TestReport]:
+    """Setup passed, call failed with ``message``, teardown passed."""
     return [
-        report("setup", "passed", None),
-        report("call", "failed", message),
-        report("teardown", "passed", None),
+        _report(item, "setup", "passed", None),
+        _report(item, "call", "failed", message, seconds),
+        _report(item, "teardown", "passed", None),
     ]
 
 
@@ -365,9 +570,15 @@ def _with_guidance(item: pytest.Item, message: str) -> str:
     info = _grade_info(item)
     module = item.getparent(ExerciseModule)
     lines = [message.rstrip()]
+    spec = info.get("spec") or ()
+    tags = [spec] if isinstance(spec, str) else list(spec)
+    if tags:
+        lines.append(
+            f"\npromise: {', '.join(f'(#{tag})' for tag in tags)} in the stub's docstrings"
+        )
     note = info.get("note") or (module.exercise.note if module else None)
     if note:
-        lines.append(f"\nread: notes/{note}")
+        lines.append(f"{'' if tags else chr(10)}read: notes/{note}")
     hint = info.get("hint")
     if hint:
         lines.append(f"hint: {hint}")
@@ -408,8 +619,21 @@ def _describe_error(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseExcepti
         return f"Not implemented yet: {error or 'this function'}{_learner_frame(excinfo, root)}"
     if isinstance(error, pytest.fail.Exception):
         return str(error.msg)
+    limits = sandbox.Limits.from_env()
+    if isinstance(error, MemoryError):
+        return (
+            f"Your code ran out of memory (each test may use {limits.memory // 2**20} MiB) "
+            f"and was stopped: a list or string that grows without end?"
+            f"{_learner_frame(excinfo, root)}"
+        )
+    refused = isinstance(error, OSError) and error.errno == errno.EAGAIN
+    if refused or (isinstance(error, RuntimeError) and "can't start new thread" in str(error)):
+        return (
+            f"Your code tried to start more than {limits.processes} processes or threads "
+            f"and was refused: a fork or thread loop?{_learner_frame(excinfo, root)}"
+        )
     if isinstance(error, OSError) and error.errno == errno.EFBIG:
-        limit = sandbox.FILE_SIZE_LIMIT // (1024 * 1024)
+        limit = limits.file_size // (1024 * 1024)
         return (
             f"Your code wrote more than {limit} MB (output or files) and was stopped: "
             f"an endless print or write loop?{_learner_frame(excinfo, root)}"

@@ -27,7 +27,7 @@ class TestResult:
     exercise: str
     variant: str
     name: str
-    outcome: str = "passed"  # passed | failed | error
+    outcome: str = "passed"  # passed | failed | error | not run (verify: mutant caught)
     message: str = ""
     output: str = ""
     points: int = 1
@@ -82,9 +82,17 @@ class Collector:
             )
             self.results[report.nodeid] = result
         result.seconds += report.duration
-        if report.failed and result.outcome == "passed":
-            result.outcome = "failed" if report.when == "call" else "error"
+        if props.get("not_run"):
+            result.outcome = "not run"
+            result.message = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else ""
+            return
+        not_a_pass = report.failed or report.skipped or hasattr(report, "wasxfail")
+        if not_a_pass and result.outcome == "passed":
+            # Only a plain pass counts: a skip or an expected failure is a failure too.
+            result.outcome = "error" if report.failed and report.when != "call" else "failed"
             result.message = str(report.longrepr) if report.longrepr else ""
+            if not report.failed:
+                result.message = f"not a pass ({report.outcome}): {result.message}"
         output = "".join(content for _, content in report.sections)
         if output:
             result.output += output
@@ -100,6 +108,7 @@ def run_suites(
     variant_kinds: list[str],
     quiet: bool = True,
     not_run: Iterable[str] = (),
+    first_catch: bool = False,
 ) -> list[TestResult]:
     """Run the hidden suites of ``exercises`` against the given variant kinds, in-process.
 
@@ -126,10 +135,14 @@ def run_suites(
     ]
     if quiet:
         args += ["-p", "no:terminal"]
+    if first_catch:
+        args.append("--grader-first-catch")
     collector = Collector(not_run=frozenset(not_run))
     sink = io.StringIO()
     with redirect_stdout(sink), redirect_stderr(sink):
         code = pytest.main(args, plugins=[collector])
+    if code == pytest.ExitCode.INTERRUPTED:
+        raise KeyboardInterrupt
     expected = {pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED}
     if collector.not_run and collector.results:  # everything deselected: nothing left to run
         expected.add(pytest.ExitCode.NO_TESTS_COLLECTED)

@@ -10,6 +10,7 @@ folder named ``apscheduler/`` never shadows the real library (its parent is neve
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib.util
 import sys
@@ -48,6 +49,11 @@ def _describe_import_error(path: Path, shown: str, error: BaseException) -> str:
             f"{shown} called sys.exit()/exit() while being imported (code {error.code!r}).\n"
             'Put start-up code under `if __name__ == "__main__":` so importing the module '
             "only defines things."
+        )
+    if isinstance(error, OSError) and error.errno == errno.EFBIG:
+        return (
+            f"{shown} wrote more output than the grader keeps while being imported and was "
+            "stopped: an endless print or write loop at module level?"
         )
     frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == str(path)]
     where = f"{shown}:{frames[-1].lineno}" if frames else shown

@@ -212,7 +212,7 @@ def verify(
     runnable = [e for e in chosen if not verdicts[e.id].problems]
     kinds = [variants.SOLUTION, variants.STUB, variants.MUTANTS, variants.ALTERNATIVES]
     by_variant: dict[tuple[str, str], list[TestResult]] = defaultdict(list)
-    for result in run_suites(runnable, kinds):
+    for result in run_suites(runnable, kinds, first_catch=True):
         by_variant[(result.exercise, result.variant)].append(result)
     for exercise in runnable:
         _judge(verdicts[exercise.id], by_variant)

@@ -83,6 +83,18 @@ def test_compare_shows_a_diff_and_both_outcomes(run_grader) -> None:
     assert "passed" in done.stdout and "failed" in done.stdout
 
 
+def test_compare_survives_a_learner_file_that_is_not_utf8(run_grader, tmp_path: Path) -> None:
+    exercises = tmp_path / "exercises"
+    shutil.copytree(paths.REPO_ROOT / "exercises", exercises)
+    stub = exercises / "level1" / "level1_simple_timer.py"
+    stub.write_bytes("# caf\u00e9 in Latin-1\n".encode("latin-1") + stub.read_bytes())
+    done = run_grader("compare", "simple_timer", env={"CRONKATA_EXERCISES_DIR": str(exercises)})
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "is not UTF-8 (byte 0xe9" in done.stdout
+    assert "+++ solutions/level1_simple_timer.py" in done.stdout
+
+
 def test_unknown_exercise_is_one_line_and_exit_2(run_grader) -> None:
     done = run_grader("check", "no_such_exercise")
     assert done.returncode == 2

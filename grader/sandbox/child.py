@@ -1,0 +1,92 @@
+"""The child's side of a graded run (what happens between ``fork()`` and ``os._exit``).
+
+In order: its own process group, death with the grader, the cgroup box, fds 0-2 onto
+/dev/null and a capped output file, every inherited descriptor closed, RLIMITs; then the
+work; then the signed result. The child never returns into the grader's code.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+from grader.sandbox import channel, reaper
+from grader.sandbox.cgroups import CgroupBox
+from grader.sandbox.limits import Limits, apply_rlimits
+
+EXIT_OK = 0
+EXIT_HARNESS = 70
+
+
+@dataclass(frozen=True)
+class ChildSetup:
+    """What the parent prepared for one child before forking."""
+
+    channel: socket.socket  # the child's end of its socket pair
+    output_path: Path
+    timeout: float
+    limits: Limits
+    box: CgroupBox | None
+    watch: Callable[[], dict[str, str]] | None  # the integrity fingerprint to take afterwards
+
+
+def leaked_threads() -> list[threading.Thread]:
+    """Non-daemon threads still alive besides the main thread: they would hang an exit."""
+    main = threading.main_thread()
+    return [t for t in threading.enumerate() if t is not main and t.is_alive() and not t.daemon]
+
+
+def _redirect_output(path: Path) -> None:
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(out)
+
+
+def _close_inherited(keep: int) -> None:
+    """Close every descriptor but 0-2 and ``keep``: siblings' pipes, pytest's saved fds."""
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 1 << 20)
+
+
+def prepare(setup: ChildSetup) -> None:
+    """Isolate this freshly forked child (see the module docstring)."""
+    os.setpgid(0, 0)
+    reaper.die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write raises instead
+    if setup.box is not None:
+        setup.box.enter()
+    _redirect_output(setup.output_path)
+    _close_inherited(setup.channel.fileno())
+    apply_rlimits(setup.limits, setup.timeout)
+
+
+def run(setup: ChildSetup, work: Callable[[], object]) -> NoReturn:
+    """Prepare, run ``work``, send its signed result, leave with ``os._exit``."""
+    status = EXIT_OK
+    try:
+        prepare(setup)
+        value = work()
+        payload: dict[str, object] = {"value": value}
+        if setup.watch is not None:
+            payload["fingerprint"] = setup.watch()
+        channel.send(setup.channel, channel.read_key(setup.channel), payload)
+    except BaseException as error:  # never return into the parent's code
+        try:
+            crash = {"crash": f"{type(error).__name__}: {error}"[:2000]}
+            channel.send(setup.channel, channel.read_key(setup.channel), crash)
+        except BaseException:
+            status = EXIT_HARNESS
+    finally:
+        os._exit(status)

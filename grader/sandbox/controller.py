@@ -1,0 +1,200 @@
+"""The controller loop: run many works in forked children, a few at a time, and judge each.
+
+A child's end is seen through its pidfd (or ``waitpid``), never through a pipe's EOF, so
+a grandchild holding a descriptor cannot turn a fast test into a false timeout. Whatever
+ends a child, its process group and cgroup box are killed before the next one starts,
+and every process re-parented to the grader during the run is killed at its end, also
+on Ctrl+C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader.sandbox import cgroups, channel, integrity, reaper
+from grader.sandbox.limits import Limits, describe_limit_signal
+from grader.sandbox.spawn import Spawned, spawn
+from grader.sandbox.text import read_capped
+
+logger = logging.getLogger(__name__)
+
+Work = tuple[Hashable, Callable[[], object], float]
+
+
+@dataclass(frozen=True)
+class ChildResult:
+    """What a forked child produced: its payload, or why it has none.
+
+    ``output`` is what the child wrote to fds 1 and 2 outside pytest's capture (capped,
+    without control codes).
+    """
+
+    payload: object | None
+    problem: str | None
+    seconds: float
+    output: str = ""
+
+
+def _timeout_problem(timeout: float) -> str:
+    return (
+        f"did not finish within {timeout:g} s and was stopped: an endless loop, a blocking "
+        "call (BlockingScheduler.start(), time.sleep, input()) or a job that never returns?"
+    )
+
+
+def _exit_problem(status: int, running: Spawned) -> str:
+    limits, box = running.setup.limits, running.setup.box
+    if os.WIFSIGNALED(status):
+        name = signal.Signals(os.WTERMSIG(status)).name
+        if box is not None and name == "SIGKILL" and box.hit_memory_limit():
+            return f"ran out of memory (the limit is {limits.memory // 2**20} MiB) and was stopped"
+        return describe_limit_signal(name, limits, running.timeout) or f"was killed by {name}"
+    code = os.WEXITSTATUS(status)
+    return (
+        f"ended abruptly with exit code {code} before reporting a result: "
+        "does your code call os._exit(), sys.exit() or kill its own process?"
+    )
+
+
+def _judge(running: Spawned, status: int | None, expected: dict[str, str] | None) -> ChildResult:
+    seconds = time.monotonic() - running.started
+    output = read_capped(str(running.setup.output_path))
+    if status is None:
+        return ChildResult(None, _timeout_problem(running.timeout), seconds, output)
+    if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+        return ChildResult(None, _exit_problem(status, running), seconds, output)
+    try:
+        received = channel.receive(running.inbox, running.secret)
+    except channel.ForgedResult as error:
+        return ChildResult(
+            None,
+            f"sent a result its reporting code did not write ({error}): a forged result "
+            "is a failure",
+            seconds,
+            output,
+        )
+    if received is None:
+        return ChildResult(
+            None,
+            "ended with exit code 0 before reporting a result: does your code call "
+            "os._exit() or kill its own process?",
+            seconds,
+            output,
+        )
+    payload = received.payload
+    if not isinstance(payload, dict) or "crash" in payload:
+        crash = payload.get("crash") if isinstance(payload, dict) else payload
+        return ChildResult(None, f"failed inside the grader's child code: {crash}", seconds, output)
+    if expected is not None:
+        changed = integrity.changed(expected, payload.get("fingerprint"))
+        if changed:
+            return ChildResult(
+                None,
+                "changed the grader's reporting code while the test ran "
+                f"({', '.join(changed[:5])}): the result of a tampered process is a failure",
+                seconds,
+                output,
+            )
+    return ChildResult(payload.get("value"), None, seconds, output)
+
+
+def _reap(running: Spawned, status: int | None, expected: dict[str, str] | None) -> ChildResult:
+    """Kill what the child left, reap it, judge it, release its resources."""
+    running.kill()
+    if status is None:
+        _, status_after_kill = os.waitpid(running.pid, 0)
+        del status_after_kill  # killed for its timeout: judged as a timeout
+    try:
+        return _judge(running, status, expected)
+    finally:
+        running.close()
+
+
+def _wait(running: dict[int, Spawned], seconds: float) -> None:
+    """Sleep until a child ends, sends data, or ``seconds`` pass (reading what arrived)."""
+    pidfds = [c.pidfd for c in running.values() if c.pidfd is not None]
+    if len(pidfds) < len(running):  # no pidfds here: poll the children's state often
+        seconds = min(seconds, 0.005)
+    inboxes = {c.inbox.fileno(): c.inbox for c in running.values()}
+    ready, _, _ = select.select([*pidfds, *inboxes], [], [], seconds)
+    for fd in ready:
+        if fd in inboxes:
+            inboxes[fd].pull()
+
+
+def run_many(
+    works: Iterable[Work],
+    parallel: int = 1,
+    limits: Limits | None = None,
+    watch: Callable[[], dict[str, str]] | None = None,
+    wanted: Callable[[Hashable], bool] | None = None,
+    on_result: Callable[[Hashable, ChildResult], None] | None = None,
+) -> dict[Hashable, ChildResult]:
+    """Run each ``(key, work, timeout)`` in its own forked child, ``parallel`` at a time.
+
+    ``wanted(key)`` is asked just before a work would start (False: it is left out of the
+    results); ``on_result(key, result)`` is called as each child is judged.
+
+    A work's result must be JSON-serialisable; it comes back signed, down a socket. A child
+    that dies, exits early, forges its result, outlives its timeout or (with ``watch``,
+    an integrity fingerprint taken before and after) tampers with the reporting code
+    yields ``problem`` instead.
+    """
+    limits = limits or Limits.from_env()
+    expected = watch() if watch is not None else None
+    pending = list(works)
+    pending.reverse()
+    running: dict[int, Spawned] = {}
+    results: dict[Hashable, ChildResult] = {}
+    reaper.become_subreaper()
+    before = reaper.children_of(os.getpid())
+    folder = Path(tempfile.mkdtemp(prefix="cronkata-children-"))
+    index = 0
+    try:
+        with reaper.interruptible():
+            while pending or running:
+                while pending and len(running) < max(1, parallel):
+                    key, work, timeout = pending.pop()
+                    if wanted is not None and not wanted(key):
+                        continue
+                    child = spawn(key, work, timeout, limits, folder, index, watch)
+                    index += 1
+                    running[child.pid] = child
+                now = time.monotonic()
+                for pid, child in list(running.items()):
+                    status = child.exited()
+                    if status is not None or now - child.started > child.timeout:
+                        del running[pid]
+                        results[child.key] = _reap(child, status, expected)
+                        if on_result is not None:
+                            on_result(child.key, results[child.key])
+                if running:
+                    deadline = min(c.started + c.timeout for c in running.values())
+                    _wait(running, max(0.0, min(deadline - time.monotonic(), 0.5)))
+    finally:
+        for child in running.values():
+            child.kill()
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(child.pid, 0)
+            child.close()
+        reaper.kill_orphans(before)
+        cgroups.remove_parents()
+        with contextlib.suppress(OSError):
+            for leftover in folder.iterdir():
+                leftover.unlink()
+            folder.rmdir()
+    return results
+
+
+def run_in_child(work: Callable[[], object], timeout: float) -> ChildResult:
+    """Run ``work`` in one forked child (see `run_many`)."""
+    return run_many([(0, work, timeout)])[0]

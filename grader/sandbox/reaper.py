@@ -1,0 +1,121 @@
+"""Nothing a graded child starts outlives the run.
+
+- The grader becomes a child subreaper (``prctl(PR_SET_CHILD_SUBREAPER)``): a process
+  orphaned below it (a double-forked ``setsid`` daemon) is re-parented to the grader
+  instead of init, so the grader can still find and kill it.
+- `kill_orphans` kills and reaps every such re-parented process that appeared during a run.
+- `interruptible` turns SIGTERM into a KeyboardInterrupt for the duration of a run, so
+  Ctrl+C and SIGTERM alike reach the ``finally`` that kills the running children.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from types import FrameType
+
+logger = logging.getLogger(__name__)
+
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_PDEATHSIG = 1
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+def _prctl(option: int, value: int) -> bool:
+    libc = _libc()
+    return libc is not None and libc.prctl(option, value, 0, 0, 0) == 0
+
+
+def become_subreaper() -> bool:
+    """Make this process the reaper of orphans below it (Linux); False where unsupported."""
+    return _prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def die_with_parent() -> None:
+    """In a child: receive SIGKILL when the grader dies, whatever killed it."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def children_of(pid: int) -> set[int]:
+    """Processes whose parent is ``pid`` (from /proc; empty where there is no /proc)."""
+    found = set()
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name (field 2) may hold spaces and parentheses: split after it.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 1 and int(fields[1]) == pid:
+            found.add(int(entry.name))
+    return found
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and every descendant /proc shows (children first found)."""
+    pending = [pid]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        pending.extend(children_of(current))
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(current, signal.SIGKILL)
+
+
+def kill_orphans(keep: set[int]) -> list[int]:
+    """Kill and reap this process's children that are not in ``keep``; returns their pids.
+
+    Called at the end of a run with the children the grader had before it: whatever else
+    is a child now was re-parented here (or forked and forgotten) during the run.
+    """
+    killed = []
+    for _ in range(20):
+        extra = children_of(os.getpid()) - keep
+        if not extra:
+            break
+        for pid in extra:
+            kill_tree(pid)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            killed.append(pid)
+    if killed:
+        logger.info("killed %d process(es) left behind by graded code", len(killed))
+    return killed
+
+
+class Terminated(KeyboardInterrupt):
+    """The grader received SIGTERM while children were running (handled like Ctrl+C)."""
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Raise `Terminated` on SIGTERM inside the block (main thread only; else a no-op)."""
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise Terminated(signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

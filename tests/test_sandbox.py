@@ -1,0 +1,220 @@
+"""The sandbox's mechanisms, one by one: limits, signed results, integrity, reaping."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from grader import sandbox
+from grader.sandbox import cgroups, channel, integrity, reaper
+from grader.sandbox.limits import Limits, parse_size
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_sizes_parse_with_units_and_reject_nonsense() -> None:
+    assert parse_size("2G") == 2 * 1024**3
+    assert parse_size("512MiB") == 512 * 1024**2
+    assert parse_size("1048576") == 1024**2
+    for bad in ("0", "-1G", "nan", "inf", "lots"):
+        with pytest.raises(ValueError):
+            parse_size(bad)
+
+
+def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRONKATA_MEMORY_LIMIT", "3G")
+    monkeypatch.setenv("CRONKATA_PROCESS_LIMIT", "99")
+    limits = Limits.from_env()
+    assert (limits.memory, limits.processes) == (3 * 1024**3, 99)
+    assert Limits().cpu_seconds(10) == 15
+
+
+def test_a_child_runs_with_every_rlimit_applied() -> None:
+    def work() -> dict[str, int]:
+        import resource
+
+        return {
+            name: resource.getrlimit(getattr(resource, name))[0]
+            for name in ("RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_CORE")
+        }
+
+    result = sandbox.run_in_child(work, timeout=10)
+    assert result.problem is None, result.problem
+    limits = Limits.from_env()
+    assert result.payload == {
+        "RLIMIT_AS": limits.memory,
+        "RLIMIT_CPU": limits.cpu_seconds(10),
+        "RLIMIT_FSIZE": limits.file_size,
+        "RLIMIT_NOFILE": limits.open_files,
+        "RLIMIT_CORE": 0,
+    }
+
+
+def test_a_child_inherits_no_descriptor_but_its_own() -> None:
+    read_end, write_end = os.pipe()  # a sibling's pipe, say
+    try:
+
+        def work() -> list[int]:
+            return sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
+
+        result = sandbox.run_in_child(work, timeout=10)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert result.problem is None, result.problem
+    fds = result.payload
+    assert isinstance(fds, list)
+    assert read_end not in fds and write_end not in fds
+    assert len(fds) <= 5, f"0-2, its channel and the listing itself, not {fds}"
+
+
+def test_a_childs_output_goes_to_a_capped_file_without_control_codes() -> None:
+    def work() -> None:
+        os.write(1, b"\x1b[2Jhello\x07 from fd 1\n")
+        os.write(2, b"and fd 2\n")
+
+    result = sandbox.run_in_child(work, timeout=10)
+    assert result.problem is None
+    assert "hello? from fd 1" in result.output and "and fd 2" in result.output
+    assert "\x1b" not in result.output
+
+
+def test_a_result_forged_without_the_key_is_rejected(tmp_path: Path) -> None:
+    parent, child = channel.pair()
+    with parent, child:
+        child.sendall(b'{"body": "{\\"value\\": 1}", "mac": "' + b"0" * 64 + b'"}')
+        child.close()
+        inbox = channel.Inbox(parent)
+        with pytest.raises(channel.ForgedResult, match="wrong signature"):
+            channel.receive(inbox, channel.new_key())
+
+
+def test_a_result_signed_with_the_key_is_accepted() -> None:
+    parent, child = channel.pair()
+    key = channel.new_key()
+    with parent, child:
+        parent.sendall(key)
+        channel.send(child, channel.read_key(child), {"value": 42})
+        received = channel.receive(channel.Inbox(parent), key)
+    assert received is not None and received.payload == {"value": 42}
+
+
+def test_a_child_that_takes_its_key_early_cannot_sign_its_result() -> None:
+    def work() -> int:
+        for fd in map(int, os.listdir("/proc/self/fd")):
+            with contextlib.suppress(OSError):
+                os.read(fd, 64)  # learner code emptying every descriptor it finds
+        return 1
+
+    result = sandbox.run_in_child(work, timeout=10)
+    assert result.payload is None
+    assert result.problem is not None and "without its key" in result.problem
+
+
+def test_os_exit_0_without_a_result_is_not_a_pass() -> None:
+    result = sandbox.run_in_child(lambda: os._exit(0), timeout=10)
+    assert result.payload is None
+    assert result.problem is not None and "before reporting a result" in result.problem
+
+
+def test_patching_the_reporting_code_in_the_child_is_detected() -> None:
+    import _pytest.runner
+
+    def work() -> int:
+        _pytest.runner.call_and_report = lambda *args, **kwargs: None  # type: ignore[assignment]
+        return 1
+
+    result = sandbox.run_many([(0, work, 10)], watch=integrity.fingerprint)[0]
+    assert result.problem is not None
+    assert "_pytest.runner.call_and_report" in result.problem
+
+
+def test_an_untouched_fingerprint_is_stable() -> None:
+    assert not integrity.changed(integrity.fingerprint(), integrity.fingerprint())
+
+
+def test_a_grandchild_holding_descriptors_does_not_delay_the_verdict() -> None:
+    def work() -> int:
+        subprocess.Popen(["sleep", "30"], close_fds=False)
+        return 7
+
+    started = time.monotonic()
+    result = sandbox.run_in_child(work, timeout=20)
+    assert result.problem is None and result.payload == 7
+    assert time.monotonic() - started < 5, "the child's end must be seen at once (pidfd)"
+
+
+def test_nothing_a_child_started_survives_the_run(tmp_path: Path) -> None:
+    pids_file = tmp_path / "pids"
+
+    def work() -> None:
+        plain = subprocess.Popen(["sleep", "600"])
+        daemon = os.fork()
+        if daemon == 0:
+            os.setsid()
+            grandchild = os.fork()
+            if grandchild == 0:
+                os.execvp("sleep", ["sleep", "601"])
+            pids_file.write_text(f"{plain.pid} {grandchild}")
+            os._exit(0)
+        os.waitpid(daemon, 0)
+
+    result = sandbox.run_in_child(work, timeout=20)
+    assert result.problem is None, result.problem
+    pids = [int(p) for p in pids_file.read_text().split()]
+    assert len(pids) == 2
+    assert not [pid for pid in pids if _alive(pid)], "a process the child started is alive"
+
+
+def test_the_grader_becomes_a_subreaper() -> None:
+    def work() -> bool:
+        return True
+
+    sandbox.run_in_child(work, timeout=10)
+    assert reaper.become_subreaper(), "prctl(PR_SET_CHILD_SUBREAPER) must work on Linux"
+
+
+def test_a_timeout_kills_the_child_and_says_so() -> None:
+    started = time.monotonic()
+    result = sandbox.run_in_child(lambda: time.sleep(60), timeout=1)
+    assert result.problem is not None and "did not finish within 1 s" in result.problem
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.skipif(cgroups.available() is None, reason="no writable cgroup on this machine")
+def test_a_fork_bomb_is_refused_by_the_process_cap() -> None:
+    def work() -> str:
+        for _ in range(200):
+            if os.fork() == 0:
+                time.sleep(600)
+                os._exit(0)
+        return "forked 200"
+
+    result = sandbox.run_many([(0, work, 30)], limits=Limits(processes=16))[0]
+    assert result.problem is not None, "200 forks must not succeed under a cap of 16"
+    assert "BlockingIOError" in result.problem
+
+
+@pytest.mark.skipif(cgroups.available() is None, reason="no writable cgroup on this machine")
+def test_memory_beyond_the_cgroup_cap_kills_the_child_with_a_clear_message() -> None:
+    def work() -> int:
+        block = bytearray(600 * 1024**2)
+        for index in range(0, len(block), 4096):
+            block[index] = 1  # touch every page: resident memory, not address space
+        return len(block)
+
+    only_cgroup = Limits(memory=300 * 1024**2, address_space=8 * 1024**3)
+    result = sandbox.run_many([(0, work, 30)], limits=only_cgroup)[0]
+    assert result.problem is not None
+    assert "ran out of memory" in result.problem
