@@ -162,7 +162,7 @@ class Alert:
 TOKEN_CACHE = TokenCache()
 
 
-_SCHEMA_LOCK = threading.Lock()
+_schema_lock = threading.Lock()
 
 
 @functools.cache
@@ -172,7 +172,7 @@ def get_engine(url: str) -> Engine:
     # Two jobs may open a new database at the same moment (the warm-up at start and a
     # run-now): functools.cache does not stop both from creating the tables, and the
     # second CREATE TABLE would fail with "table ... already exists".
-    with _SCHEMA_LOCK:
+    with _schema_lock:
         Base.metadata.create_all(engine)
     return engine
 
