@@ -312,7 +312,7 @@ def test_a_token_expiring_exactly_now_is_deleted(target: Target, files: Files) -
         "expires-in-1s": second,
     }
 
-    @deterministic(max_examples=25)
+    @deterministic(max_examples=12)
     @given(instant=utc_instants(resolution="second"), zone=zones(), micro=MICROSECONDS)
     @example(instant=datetime(2026, 3, 1, 19, 0, tzinfo=UTC), zone=SH, micro=0)
     def check(instant: datetime, zone: ZoneInfo, micro: int) -> None:
@@ -466,7 +466,7 @@ def test_the_daily_jobs_run_at_03_00_and_08_00_in_the_configured_zone(
     module = target.load()
     runs = iter(range(1000))
 
-    @deterministic(max_examples=4)
+    @deterministic(max_examples=2)
     @given(start=utc_instants(resolution="minute"), zone=zones())
     @example(start=sh(2, 0, 30).astimezone(UTC), zone=SH)
     @example(start=datetime(2026, 10, 31, 20, 0, tzinfo=UTC), zone=ZoneInfo("America/New_York"))
@@ -1113,7 +1113,7 @@ def test_the_report_counts_cleanup_runs_in_the_24h_window(target: Target, files:
     day, tick = timedelta(days=1), timedelta(microseconds=1)
     runs = {-day - tick: 1, -day: 2, -day + tick: 4, -tick: 8, timedelta(0): 16, tick: 32}
 
-    @deterministic(max_examples=20)
+    @deterministic(max_examples=10)
     @given(instant=utc_instants(resolution="second"), zone=zones(), micro=MICROSECONDS)
     @example(instant=datetime(2026, 3, 2, 0, 0, tzinfo=UTC), zone=SH, micro=0)
     def check(instant: datetime, zone: ZoneInfo, micro: int) -> None:
@@ -1148,7 +1148,7 @@ def test_the_report_date_is_the_local_date_of_now(target: Target, files: Files) 
     module = target.load()
     engine = _engine(module, files.database_url)
 
-    @deterministic(max_examples=20)
+    @deterministic(max_examples=10)
     @given(instant=utc_instants(resolution="minute"), zone=zones())
     @example(instant=datetime(2026, 3, 1, 20, 30, tzinfo=UTC), zone=SH)  # 04:30 on 2 March
     @example(instant=datetime(2026, 3, 2, 10, 0, tzinfo=UTC), zone=ZoneInfo("America/New_York"))
