@@ -5,8 +5,9 @@ What it teaches (notes/07b_ap_scheduler_advanced.md):
       batches, idempotently, with the boundary stated (expired means ``expires_at <= now``);
     * a cache warmed at start and on an interval, a daily report at a fixed local time;
     * a failing job is logged and alerted by a listener, and its schedule goes on;
-    * a persistent SQLAlchemyJobStore: jobs stored as "module:function" references,
-      restarts neither lose nor duplicate them, and what cannot be stored is rejected early;
+    * a persistent SQLAlchemyJobStore: jobs stored as importable "module:function"
+      references (never "__main__:...", even when run as a script), restarts neither lose
+      nor duplicate them, and what cannot be stored is rejected early;
     * misfire_grace_time, coalesce and max_instances chosen per job, for a reason;
     * pause, resume, remove, reschedule and "run now".
 
@@ -20,6 +21,7 @@ Settings come from CLEANUP_* variables, e.g.
 """
 
 import functools
+import importlib
 import json
 import logging
 import os
@@ -160,11 +162,18 @@ class Alert:
 TOKEN_CACHE = TokenCache()
 
 
+_schema_lock = threading.Lock()
+
+
 @functools.cache
 def get_engine(url: str) -> Engine:
     """One engine per database URL, with the tables created."""
     engine = create_engine(url)
-    Base.metadata.create_all(engine)
+    # Two jobs may open a new database at the same moment (the warm-up at start and a
+    # run-now): functools.cache does not stop both from creating the tables, and the
+    # second CREATE TABLE would fail with "table ... already exists".
+    with _schema_lock:
+        Base.metadata.create_all(engine)
     return engine
 
 
@@ -286,6 +295,12 @@ def check_persistable(job_func: Callable[..., Any], args: Sequence[Any] = ()) ->
         found = ref_to_obj(ref) is job_func
     except (ValueError, TypeError, LookupError, ImportError):
         found = False
+    if found and ref.startswith("__main__:"):
+        raise ValueError(
+            f"{ref} names the module __main__, which exists only in the process that was "
+            "started as a script: any other process opening the job store cannot import it "
+            "and deletes the job. Register the functions of the module imported by its name."
+        )
     if not found:
         raise ValueError(
             f"{job_func!r} cannot be saved in a persistent job store, which keeps only a "
@@ -384,8 +399,8 @@ def reschedule_daily(scheduler: BaseScheduler, job_id: str, hour: int, minute: i
 
 
 def run_job_now(scheduler: BaseScheduler, job_id: str) -> None:
-    """Run ``job_id`` at once, through the scheduler (its max_instances still holds); its
-    trigger then gives the next run as usual."""
+    """Run ``job_id`` at once, through the scheduler (its max_instances still holds). A cron
+    job's next run is then its usual fire time; an interval job counts on from this run."""
     scheduler.modify_job(job_id, next_run_time=datetime.now(scheduler.timezone))
 
 
@@ -417,4 +432,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as a script this file is the module "__main__", and its jobs would be stored as
+    # "__main__:cleanup_job": no other process (a second instance, a `python -c` importing
+    # the module) can import that reference, and SQLAlchemyJobStore deletes the rows it
+    # cannot restore. Import this file under its own name and run that copy instead, so
+    # the store holds "level2_data_cleanup:cleanup_job" whatever the entry point.
+    sys.exit(importlib.import_module(Path(__file__).stem).main())

@@ -14,13 +14,20 @@ from __future__ import annotations
 import concurrent.futures.thread  # noqa: F401  (the pool executor's: loaded before the forks)
 import contextlib
 import functools
+import importlib.util
 import json
 import logging
+import os
+import pickle
 import re
+import runpy
+import signal
 import sqlite3
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -33,12 +40,15 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.util import ref_to_obj
+from hypothesis import example, given
+from hypothesis import strategies as st
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from grader.drawing import deterministic, utc_instants, zones
 from grader.feedback import expect, expect_equal, expect_fire_times, fail
-from grader.sim_apscheduler import SchedulerSimulation, simulate
+from grader.sim_apscheduler import SchedulerSimulation, running_schedulers, simulate
 from grader.targets import Target
 from grader.testing import environment, machine_zone
 
@@ -48,6 +58,10 @@ BERLIN = ZoneInfo("Europe/Berlin")
 CLEANUP = "cleanup_expired_tokens"
 WARMUP = "warm_cache"
 REPORT = "daily_report"
+# Whole seconds most of the time: a cutoff compared as text differs from one with a
+# fraction only there ('...:00' < '...:00.000000').
+COUNT_KEYS = ("active_tokens", "expired_tokens", "deleted_last_24h", "cleanup_runs_last_24h")
+MICROSECONDS = st.sampled_from([0, 0, 1, 500_000, 999_999])
 
 
 def sh(day: int, hour: int, minute: int = 0) -> datetime:
@@ -73,6 +87,32 @@ class Files:
 def _machine_in_los_angeles() -> Iterator[None]:
     with machine_zone("America/Los_Angeles"):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _text_streams_on_fds_1_and_2() -> Iterator[None]:
+    """sys.stdout/sys.stderr write to descriptors 1 and 2 themselves.
+
+    The sandbox's child closes every inherited descriptor above 2, among them the ones
+    pytest's capture objects (sys.stdout, sys.stderr) write to; SQLite then gets those
+    numbers for its database files, and a log line to stderr (logging.basicConfig in
+    main(), APScheduler's error log via logging.lastResort) lands inside a database:
+    "file is not a database". Until the sandbox re-points them, do it here.
+    """
+    saved = sys.stdout, sys.stderr
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    # pytest's own log file handler (to os.devnull by default) was opened before the fork.
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    streams = {h: h.stream for h in handlers}
+    for handler in handlers:
+        handler.stream = open(os.devnull, "w")  # noqa: SIM115
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+        for handler, stream in streams.items():
+            handler.stream = stream
 
 
 @pytest.fixture(autouse=True)
@@ -133,6 +173,45 @@ def _tokens_left(module: ModuleType, url: str) -> list[str]:
         names = sorted(connection.scalars(select(module.Token.token)))
     engine.dispose()
     return names
+
+
+def _cleanup_runs(module: ModuleType, url: str) -> list[tuple[datetime | None, int]]:
+    """(ran_at in Shanghai, deleted) of every CleanupRun row, in insertion order."""
+    engine = _engine(module, url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(module.CleanupRun.ran_at, module.CleanupRun.deleted).order_by(
+                module.CleanupRun.id
+            )
+        ).all()
+    engine.dispose()
+    return [(_local(ran_at), deleted) for ran_at, deleted in rows]
+
+
+def _rows_per_commit(engine: Engine | type[Engine]) -> list[int]:
+    """A list that fills with the rows changed by each committed transaction of ``engine``
+    (or of every engine), from SQLite's own counter: it also counts DELETE ... RETURNING,
+    whose cursor.rowcount is -1. Transactions that change nothing are left out."""
+    per_transaction: list[int] = []
+    at_begin: dict[int, int] = {}
+
+    def changes(conn: Any) -> tuple[int, int]:
+        raw = conn.connection.dbapi_connection
+        return id(raw), raw.total_changes
+
+    def on_begin(conn: Any) -> None:
+        key, count = changes(conn)
+        at_begin[key] = count
+
+    def on_commit(conn: Any) -> None:
+        key, count = changes(conn)
+        done = count - at_begin.pop(key, count)
+        if done:
+            per_transaction.append(done)
+
+    event.listen(engine, "begin", on_begin)
+    event.listen(engine, "commit", on_commit)
+    return per_transaction
 
 
 def _ignore(alert: object) -> None:
@@ -217,41 +296,65 @@ def _two_lifetimes(
 @pytest.mark.grade(
     points=2,
     note=f"{NOTE}#token-cleanup",
-    hint="Expired means expires_at <= now: compare with <=, not <.",
+    hint="Expired means expires_at <= now: compare with <=, not <, and compare instants (let "
+    "the UTCDateTime column convert now), not now's wall-clock time.",
+    spec=("expired-boundary",),
 )
 def test_a_token_expiring_exactly_now_is_deleted(target: Target, files: Files) -> None:
     module = target.load()
-    now = sh(2, 3)  # an aware datetime, in Shanghai rather than UTC
-    tick = timedelta(microseconds=1)
-    _seed(
-        module,
-        files.database_url,
-        {"expired-1us-ago": now - tick, "expires-exactly-now": now, "expires-in-1us": now + tick},
-    )
     engine = _engine(module, files.database_url)
-    deleted = module.delete_expired_tokens(engine, now, 100)
-    expect_equal(
-        _tokens_left(module, files.database_url),
-        ["expires-in-1us"],
-        f"tokens left after delete_expired_tokens(engine, now={now.isoformat()})",
-        "A token is expired once expires_at <= now: at its expiry instant it is no longer "
-        "valid, so both the one that expired 1 µs ago and the one expiring exactly now go.",
-    )
-    expect_equal(deleted, 2, "the number returned by delete_expired_tokens()")
+    second, tick = timedelta(seconds=1), timedelta(microseconds=1)
+    offsets = {
+        "expired-1s-ago": -second,
+        "expired-1us-ago": -tick,
+        "expires-exactly-now": timedelta(0),
+        "expires-in-1us": tick,
+        "expires-in-1s": second,
+    }
+
+    @deterministic(max_examples=12)
+    @given(instant=utc_instants(resolution="second"), zone=zones(), micro=MICROSECONDS)
+    @example(instant=datetime(2026, 3, 1, 19, 0, tzinfo=UTC), zone=SH, micro=0)
+    def check(instant: datetime, zone: ZoneInfo, micro: int) -> None:
+        now = (instant + timedelta(microseconds=micro)).astimezone(zone)
+        with engine.begin() as connection:
+            connection.execute(module.Token.__table__.delete())
+            connection.execute(
+                module.Token.__table__.insert(),
+                [
+                    {"token": name, "user_id": i, "expires_at": now + offset}
+                    for i, (name, offset) in enumerate(offsets.items())
+                ],
+            )
+        deleted = module.delete_expired_tokens(engine, now, 100)
+        with engine.connect() as connection:
+            left = sorted(connection.scalars(select(module.Token.token)))
+        expect_equal(
+            (deleted, left),
+            (3, ["expires-in-1s", "expires-in-1us"]),
+            f"(returned, tokens left) after delete_expired_tokens(engine, now={now.isoformat()})",
+            "A token is expired once expires_at <= now: at its expiry instant it is no longer "
+            "valid. Whole-second instants, other zones than UTC and microseconds all count: a "
+            "cutoff compared as text ('...:00' < '...:00.000000') or on now's wall clock "
+            "instead of the instant misses some of them.",
+        )
+
+    check()
 
 
 @pytest.mark.grade(
     points=2,
     note=f"{NOTE}#token-cleanup",
     hint="Loop: select up to batch_size expired ids, delete them, commit; until none is left.",
+    spec=("batches-per-transaction",),
 )
-def test_10000_expired_tokens_are_deleted_in_batches(target: Target, files: Files) -> None:
+def test_2000_expired_tokens_are_deleted_in_batches_of_200(target: Target, files: Files) -> None:
     module = target.load()
     now = sh(2, 3)
     engine = _engine(module, files.database_url)
     rows = [
         {"token": f"t{i:05d}", "user_id": i, "expires_at": now - timedelta(minutes=i + 1)}
-        for i in range(10_000)
+        for i in range(2_000)
     ]
     rows += [
         {"token": f"active{i}", "user_id": i, "expires_at": now + timedelta(days=1)}
@@ -260,48 +363,43 @@ def test_10000_expired_tokens_are_deleted_in_batches(target: Target, files: File
     with engine.begin() as connection:
         connection.execute(module.Token.__table__.insert(), rows)
 
-    # Rows changed per committed transaction, from SQLite's own counter (it also counts
-    # DELETE ... RETURNING, whose cursor.rowcount is -1).
-    per_transaction: list[int] = []
-    at_begin: dict[int, int] = {}
+    per_transaction = _rows_per_commit(engine)
+    deleted = module.delete_expired_tokens(engine, now, 200)
 
-    def changes(conn: Any) -> tuple[int, int]:
-        raw = conn.connection.dbapi_connection
-        return id(raw), raw.total_changes
-
-    def on_begin(conn: Any) -> None:
-        key, count = changes(conn)
-        at_begin[key] = count
-
-    def on_commit(conn: Any) -> None:
-        key, count = changes(conn)
-        done = count - at_begin.pop(key, count)
-        if done:
-            per_transaction.append(done)
-
-    event.listen(engine, "begin", on_begin)
-    event.listen(engine, "commit", on_commit)
-    deleted = module.delete_expired_tokens(engine, now, 1000)
-    again = module.delete_expired_tokens(engine, now, 1000)
-
-    expect_equal(deleted, 10_000, "delete_expired_tokens() on 10,000 expired tokens")
+    expect_equal(deleted, 2_000, "delete_expired_tokens(engine, now, 200) on 2,000 expired tokens")
     expect_equal(
         len(_tokens_left(module, files.database_url)), 5, "tokens left (the 5 active ones)"
     )
     expect(
-        per_transaction and max(per_transaction) <= 1000 and len(per_transaction) >= 10,
-        "With batch_size=1000, each transaction must delete at most 1000 rows and commit "
+        per_transaction and max(per_transaction) <= 200 and sum(per_transaction) == 2_000,
+        "With batch_size=200, each transaction must delete at most 200 rows and commit "
         f"before the next batch. Rows deleted per committed transaction: {per_transaction}."
         "\nOne DELETE of every expired row holds its locks for the whole statement: on a "
         "big table the application's own writes wait (or time out) meanwhile.",
     )
-    expect_equal(again, 0, "a second delete_expired_tokens() right after (idempotent)")
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#token-cleanup",
+    hint="A second call finds no expired token left: it deletes nothing and returns 0.",
+    spec=("cleanup-idempotent",),
+)
+def test_a_second_cleanup_right_after_deletes_nothing(target: Target, files: Files) -> None:
+    module = target.load()
+    now = sh(2, 3)
+    _seed(module, files.database_url, {f"old{i}": now - timedelta(hours=i + 1) for i in range(7)})
+    engine = _engine(module, files.database_url)
+    first = module.delete_expired_tokens(engine, now, 3)
+    again = module.delete_expired_tokens(engine, now, 3)
+    expect_equal((first, again), (7, 0), "two delete_expired_tokens(engine, now, 3) in a row")
 
 
 @pytest.mark.grade(
     points=1,
     note=f"{NOTE}#token-cleanup",
     hint="cleanup_job(): now = datetime.now(UTC), delete, record a CleanupRun, log the count.",
+    spec=("cleanup-job-records-run",),
 )
 def test_cleanup_job_deletes_and_logs_the_count(
     target: Target, files: Files, caplog: pytest.LogCaptureFixture
@@ -316,10 +414,17 @@ def test_cleanup_job_deletes_and_logs_the_count(
     with simulate(sh(2, 3)):
         first = module.cleanup_job()
         second = module.cleanup_job()
+        runs = _cleanup_runs(module, files.database_url)
     expect_equal(
         _tokens_left(module, files.database_url), ["new1"], "tokens left after cleanup_job()"
     )
     expect_equal((first, second), (3, 0), "what cleanup_job() returned, run twice in a row")
+    expect_equal(
+        runs,
+        [(sh(2, 3), 3), (sh(2, 3), 0)],
+        "CleanupRun rows (ran_at in Shanghai, deleted) after two runs at Mon 03:00",
+        "Each run records one CleanupRun(ran_at=now, deleted=...): the daily report reads them.",
+    )
     mine = [
         r.getMessage()
         for r in caplog.records
@@ -334,29 +439,69 @@ def test_cleanup_job_deletes_and_logs_the_count(
 # -- when the jobs run ------------------------------------------------------------------------
 
 
+def _cron_fires(hour: int, zone: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
+    """What CronTrigger(hour=hour, minute=0, timezone=zone) fires in [start, end)."""
+    trigger = CronTrigger(hour=hour, minute=0, timezone=zone)
+    fires: list[datetime] = []
+    previous = None
+    while True:
+        upcoming = trigger.get_next_fire_time(previous, previous or start)
+        if upcoming is None or upcoming >= end:
+            return fires
+        fires.append(upcoming)
+        previous = upcoming
+
+
 @pytest.mark.grade(
     points=2,
     note=f"{NOTE}#daily-jobs",
-    hint="CronTrigger(hour=CLEANUP_HOUR, minute=0, timezone=scheduler.timezone)",
+    hint="CronTrigger(hour=CLEANUP_HOUR, minute=0, timezone=scheduler.timezone), and the same "
+    "with REPORT_HOUR: a trigger without timezone= uses the machine's zone.",
+    timeout=30,
+    spec=("cleanup-daily-03-local", "report-daily-08-local"),
 )
-def test_cleanup_runs_daily_at_03_00_in_the_configured_zone(target: Target, files: Files) -> None:
+def test_the_daily_jobs_run_at_03_00_and_08_00_in_the_configured_zone(
+    target: Target, files: Files
+) -> None:
     module = target.load()
-    with simulate(sh(2, 0, 30)) as sim:
-        _start(module)
-        sim.run_until(sh(9, 0, 30))
-    expect_fire_times(
-        sim.fire_times(CLEANUP),
-        [sh(day, 3) for day in range(2, 9)],
-        what=f"job {CLEANUP!r} over 7 days (CLEANUP_TIMEZONE=Asia/Shanghai)",
-        tz=SH,
-        why="This machine runs in America/Los_Angeles: a trigger without timezone= uses it.",
-    )
+    runs = iter(range(1000))
+
+    @deterministic(max_examples=2)
+    @given(start=utc_instants(resolution="minute"), zone=zones())
+    @example(start=sh(2, 0, 30).astimezone(UTC), zone=SH)
+    @example(start=datetime(2026, 10, 31, 20, 0, tzinfo=UTC), zone=ZoneInfo("America/New_York"))
+    @example(start=datetime(2026, 10, 3, 1, 0, tzinfo=UTC), zone=ZoneInfo("Australia/Sydney"))
+    def check(start: datetime, zone: ZoneInfo) -> None:
+        end = start + timedelta(days=2)
+        store = files.report_dir.parent / f"jobs-{next(runs)}.sqlite"
+        variables = {
+            **files.variables,
+            "CLEANUP_TIMEZONE": zone.key,
+            "CLEANUP_JOBSTORE_URL": f"sqlite:///{store}",
+        }
+        with environment(variables), simulate(start) as sim:
+            scheduler = _start(module)
+            sim.run_until(end - timedelta(microseconds=1))
+            scheduler.shutdown()
+        for job_id, hour in ((CLEANUP, 3), (REPORT, 8)):
+            expect_fire_times(
+                sim.fire_times(job_id),
+                _cron_fires(hour, zone, start, end),
+                what=f"job {job_id!r} for 2 days from {start.astimezone(zone):%a %Y-%m-%d %H:%M} "
+                f"(CLEANUP_TIMEZONE={zone.key})",
+                tz=zone,
+                why="This machine runs in America/Los_Angeles: a trigger without timezone= "
+                "uses it; a 24 h interval drifts by an hour across a DST change.",
+            )
+
+    check()
 
 
 @pytest.mark.grade(
     points=2,
     note=f"{NOTE}#daily-jobs",
     hint="A cron trigger in the configured zone keeps 03:00 local; a 24 h interval drifts.",
+    spec=("cleanup-daily-03-local",),
 )
 def test_cleanup_stays_at_03_00_local_across_the_dst_change(target: Target, files: Files) -> None:
     module = target.load()
@@ -382,6 +527,7 @@ def test_cleanup_stays_at_03_00_local_across_the_dst_change(target: Target, file
     note=f"{NOTE}#cache-warmup",
     hint="add_job(..., next_run_time=datetime.now(zone)) runs an interval job at once, "
     "then every interval.",
+    spec=("warmup-at-start-every-10-min", "cache-active-tokens", "warm-cache-job"),
 )
 def test_warm_up_runs_at_start_then_every_10_minutes(target: Target, files: Files) -> None:
     module = target.load()
@@ -411,6 +557,7 @@ def test_warm_up_runs_at_start_then_every_10_minutes(target: Target, files: File
     points=2,
     note=f"{NOTE}#daily-report",
     hint="At 08:00 local, write report-<local date>.json with the six documented keys.",
+    spec=("report-daily-08-local", "report-counts", "report-file"),
 )
 def test_daily_report_at_08_00_with_the_nights_numbers(target: Target, files: Files) -> None:
     module = target.load()
@@ -456,6 +603,7 @@ def test_daily_report_at_08_00_with_the_nights_numbers(target: Target, files: Fi
     note=f"{NOTE}#error-handling",
     hint="Do not catch the exception in the job: let APScheduler emit EVENT_JOB_ERROR, and "
     "have a listener log it and call the alert hook.",
+    spec=("cleanup-job-raises", "alert-on-error", "error-logged"),
 )
 def test_a_failing_job_is_alerted_once_and_keeps_its_schedule(
     target: Target, files: Files, caplog: pytest.LogCaptureFixture
@@ -512,6 +660,7 @@ def test_a_failing_job_is_alerted_once_and_keeps_its_schedule(
     note=f"{NOTE}#misfire",
     hint="max_instances=1 on the cleanup; the listener must handle EVENT_JOB_MAX_INSTANCES, "
     "a JobSubmissionEvent that has no .exception and no .scheduled_run_time.",
+    spec=("alert-on-skipped",),
 )
 def test_an_overlapping_cleanup_is_skipped_and_reported(target: Target, files: Files) -> None:
     module = target.load()
@@ -540,6 +689,7 @@ def test_an_overlapping_cleanup_is_skipped_and_reported(target: Target, files: F
     points=2,
     note=f"{NOTE}#persistence",
     hint="SQLAlchemyJobStore(url=settings.jobstore_url); fixed ids with replace_existing=True.",
+    spec=("fixed-ids-once",),
 )
 def test_a_restart_on_the_same_job_store_keeps_each_job_once(target: Target, files: Files) -> None:
     with simulate(sh(2, 0, 30)) as sim:
@@ -578,6 +728,7 @@ def test_a_restart_on_the_same_job_store_keeps_each_job_once(target: Target, fil
     note=f"{NOTE}#misfire",
     hint="Re-adding a job with replace_existing=True recomputes its next run time from now: "
     "keep the stored next_run_time when the stored trigger is the same.",
+    spec=("keep-stored-next-run", "overdue-runs-misfire-policy"),
 )
 def test_a_6h_outage_restarted_within_grace_runs_the_cleanup_once(
     target: Target, files: Files
@@ -604,6 +755,7 @@ def test_a_6h_outage_restarted_within_grace_runs_the_cleanup_once(
     note=f"{NOTE}#misfire",
     hint="misfire_grace_time=CLEANUP_GRACE_SECONDS on the cleanup, and a listener for "
     "EVENT_JOB_MISSED that calls the alert hook.",
+    spec=("alert-on-missed", "overdue-runs-misfire-policy"),
 )
 def test_a_6h_outage_restarted_beyond_grace_reports_a_missed_run(
     target: Target, files: Files
@@ -631,6 +783,7 @@ def test_a_6h_outage_restarted_beyond_grace_reports_a_missed_run(
     points=2,
     note=f"{NOTE}#misfire",
     hint="coalesce=True: several overdue runs become one.",
+    spec=("overdue-runs-misfire-policy",),
 )
 def test_a_weekend_outage_coalesces_into_one_cleanup(target: Target, files: Files) -> None:
     alerts: list[Any] = []
@@ -652,6 +805,7 @@ def test_a_weekend_outage_coalesces_into_one_cleanup(target: Target, files: File
     points=1,
     note=f"{NOTE}#persistence",
     hint="A paused job is stored with next_run_time None: keep it when re-registering.",
+    spec=("pause-survives-restart", "keep-stored-next-run"),
 )
 def test_a_paused_job_stays_paused_after_a_restart(target: Target, files: Files) -> None:
     module = target.load()
@@ -672,6 +826,7 @@ def test_a_paused_job_stays_paused_after_a_restart(target: Target, files: Files)
     note=f"{NOTE}#persistence",
     hint="Keep the stored job only when its trigger is the same as the code's; otherwise the "
     "code wins (replace_existing=True).",
+    spec=("new-trigger-wins",),
 )
 def test_a_new_schedule_in_the_code_replaces_the_stored_one(target: Target, files: Files) -> None:
     module = target.load()
@@ -696,6 +851,7 @@ def test_a_new_schedule_in_the_code_replaces_the_stored_one(target: Target, file
     points=2,
     note=f"{NOTE}#persistence",
     hint="obj_to_ref(func) then ref_to_obj(ref) is func; pickle.dumps(args) for the arguments.",
+    spec=("reject-unstorable-callables", "reject-unpicklable-args", "persistable-returns-ref"),
 )
 def test_what_a_job_store_cannot_keep_is_rejected_clearly(target: Target, files: Files) -> None:
     module = target.load()
@@ -713,6 +869,7 @@ def test_what_a_job_store_cannot_keep_is_rejected_clearly(target: Target, files:
             ("a lambda", lambda: None, ()),
             ("a nested function", nested, ()),
             ("a bound method", Service().run, ()),
+            ("a bound method of a module-level class", threading.Event().is_set, ()),
             ("functools.partial", functools.partial(module.cleanup_job), ()),
             ("an open Session argument", module.cleanup_job, (session,)),
         ]
@@ -751,6 +908,7 @@ def test_what_a_job_store_cannot_keep_is_rejected_clearly(target: Target, files:
     note=f"{NOTE}#job-management",
     hint="scheduler.pause_job(id) / scheduler.resume_job(id); resume computes the next fire "
     "time from now, it does not make up the paused runs.",
+    spec=("pause-stops-runs", "resume-next-fire-time"),
 )
 def test_pause_stops_runs_and_resume_restarts_at_the_next_fire_time(
     target: Target, files: Files
@@ -776,6 +934,7 @@ def test_pause_stops_runs_and_resume_restarts_at_the_next_fire_time(
     points=1,
     note=f"{NOTE}#job-management",
     hint="scheduler.modify_job(id, next_run_time=datetime.now(scheduler.timezone))",
+    spec=("run-now-through-scheduler",),
 )
 def test_run_now_runs_at_once_and_keeps_the_nightly_schedule(target: Target, files: Files) -> None:
     module = target.load()
@@ -796,6 +955,7 @@ def test_run_now_runs_at_once_and_keeps_the_nightly_schedule(target: Target, fil
     points=1,
     note=f"{NOTE}#job-management",
     hint="scheduler.reschedule_job(id, trigger=CronTrigger(..., timezone=scheduler.timezone))",
+    spec=("reschedule-local",),
 )
 def test_reschedule_moves_the_cleanup_to_a_new_local_time(target: Target, files: Files) -> None:
     module = target.load()
@@ -817,6 +977,7 @@ def test_reschedule_moves_the_cleanup_to_a_new_local_time(target: Target, files:
     points=1,
     note=f"{NOTE}#job-management",
     hint="remove_job returns False for an id that is not there instead of raising.",
+    spec=("remove-job-result",),
 )
 def test_remove_job_stops_it_and_tells_whether_it_existed(target: Target, files: Files) -> None:
     module = target.load()
@@ -831,4 +992,630 @@ def test_remove_job_stops_it_and_tells_whether_it_existed(target: Target, files:
     expect(left is None, f"After remove_job() the job is still there: {left!r}")
     expect_fire_times(
         sim.fire_times(WARMUP), [sh(2, 9)], what=f"job {WARMUP!r} (removed at 09:00)", tz=SH
+    )
+
+
+# -- the data functions, more closely -----------------------------------------------------------
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#token-cleanup",
+    hint="Check now.tzinfo / now.utcoffset() first and raise ValueError for a naive datetime.",
+    spec=("naive-now-rejected",),
+)
+def test_a_naive_now_is_rejected(target: Target, files: Files) -> None:
+    module = target.load()
+    _seed(module, files.database_url, {"old": sh(1, 3)})
+    engine = _engine(module, files.database_url)
+    naive = datetime(2026, 3, 2, 3, 0)
+    try:
+        module.delete_expired_tokens(engine, naive, 100)
+    except ValueError:
+        pass
+    except NotImplementedError:
+        raise
+    except Exception as error:
+        fail(
+            f"delete_expired_tokens(engine, {naive!r}) raised {type(error).__name__}: {error}; "
+            "raise a ValueError: a naive datetime is no instant (03:00 where?)."
+        )
+    else:
+        fail(
+            f"delete_expired_tokens(engine, {naive!r}) accepted a naive datetime: it must "
+            "raise ValueError (03:00 in Shanghai and 03:00 in UTC are 8 hours apart)."
+        )
+    expect_equal(_tokens_left(module, files.database_url), ["old"], "tokens left")
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#token-cleanup",
+    hint="get_engine(url): create_engine(url), then Base.metadata.create_all(engine); "
+    "functools.cache returns the same engine for the same URL.",
+    spec=("engine-per-url",),
+)
+def test_get_engine_gives_one_engine_per_url_with_the_tables(target: Target, files: Files) -> None:
+    module = target.load()
+    engine = module.get_engine(files.database_url)
+    again = module.get_engine(files.database_url)
+    expect(engine is again, "get_engine() twice with one URL must return the same Engine.")
+    with sqlite3.connect(files.database_url.removeprefix("sqlite:///")) as raw:
+        tables = sorted(
+            r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        )
+    expect_equal(tables, ["cleanup_runs", "tokens"], "tables in a new database after get_engine()")
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#cache-warmup",
+    hint="Build the new dict in a local variable, then assign TOKEN_CACHE.tokens = fresh; never "
+    "clear() and refill the dict readers are using.",
+    spec=("cache-swapped-whole", "cache-active-tokens"),
+)
+def test_warm_cache_swaps_in_a_new_dict(target: Target, files: Files) -> None:
+    module = target.load()
+    now = sh(2, 9)
+    _seed(module, files.database_url, {"alice": sh(2, 9, 1), "at-now": now, "gone": sh(1, 9)})
+    old = {"stale": 99}
+    module.TOKEN_CACHE.tokens = old
+    count = module.warm_cache(_engine(module, files.database_url), now)
+    expect_equal(
+        (count, module.TOKEN_CACHE.tokens, _local(module.TOKEN_CACHE.warmed_at)),
+        (1, {"alice": 1}, now),
+        "(returned, TOKEN_CACHE.tokens, TOKEN_CACHE.warmed_at) after warm_cache(engine, now)",
+        "Only expires_at > now is active: the token expiring exactly now is not.",
+    )
+    expect_equal(
+        old,
+        {"stale": 99},
+        "the dict a reader held before the warm-up",
+        "A reader in another thread still holds the old dict: clearing and refilling it in "
+        "place shows that reader an empty or half-filled cache. Assign a new dict instead.",
+    )
+
+
+def _report_case(
+    module: ModuleType, engine: Engine, now: datetime, runs: dict[timedelta, int]
+) -> dict[str, Any]:
+    """Tokens expiring at now (expired) and 1 µs later (active); CleanupRun rows at now+offset."""
+    tick = timedelta(microseconds=1)
+    with engine.begin() as connection:
+        connection.execute(module.Token.__table__.delete())
+        connection.execute(module.CleanupRun.__table__.delete())
+        connection.execute(
+            module.Token.__table__.insert(),
+            [
+                {"token": "at-now", "user_id": 1, "expires_at": now},
+                {"token": "in-1us", "user_id": 2, "expires_at": now + tick},
+                {"token": "in-1d", "user_id": 3, "expires_at": now + timedelta(days=1)},
+            ],
+        )
+        if runs:
+            connection.execute(
+                module.CleanupRun.__table__.insert(),
+                [{"ran_at": now + offset, "deleted": n} for offset, n in runs.items()],
+            )
+    report: dict[str, Any] = module.build_daily_report(engine, now)
+    return report
+
+
+@pytest.mark.grade(
+    points=2,
+    note=f"{NOTE}#daily-report",
+    hint="The window is now - 24 h < ran_at <= now: > on the left, <= on the right.",
+    spec=("report-24h-window", "report-counts"),
+)
+def test_the_report_counts_cleanup_runs_in_the_24h_window(target: Target, files: Files) -> None:
+    module = target.load()
+    engine = _engine(module, files.database_url)
+    day, tick = timedelta(days=1), timedelta(microseconds=1)
+    runs = {-day - tick: 1, -day: 2, -day + tick: 4, -tick: 8, timedelta(0): 16, tick: 32}
+
+    @deterministic(max_examples=10)
+    @given(instant=utc_instants(resolution="second"), zone=zones(), micro=MICROSECONDS)
+    @example(instant=datetime(2026, 3, 2, 0, 0, tzinfo=UTC), zone=SH, micro=0)
+    def check(instant: datetime, zone: ZoneInfo, micro: int) -> None:
+        now = (instant + timedelta(microseconds=micro)).astimezone(zone)
+        report = _report_case(module, engine, now, runs)
+        counts = {key: report.get(key) for key in COUNT_KEYS}
+        expect_equal(
+            counts,
+            {
+                "active_tokens": 2,
+                "expired_tokens": 1,
+                "deleted_last_24h": 4 + 8 + 16,
+                "cleanup_runs_last_24h": 3,
+            },
+            f"the counts of build_daily_report(engine, now={now.isoformat()})",
+            "CleanupRun rows at now-24h-1µs (1), now-24h (2), now-24h+1µs (4), now-1µs (8), "
+            "now (16), now+1µs (32): the window now-24h < ran_at <= now holds 4, 8 and 16. "
+            "Tokens: one expiring at now (expired), two later (active).",
+        )
+
+    check()
+
+
+@pytest.mark.grade(
+    points=2,
+    note=f"{NOTE}#daily-report",
+    hint="date is now.date() on now's own wall clock (now is in the configured zone), not the "
+    "UTC date; generated_at is now.isoformat().",
+    spec=("report-date-local",),
+)
+def test_the_report_date_is_the_local_date_of_now(target: Target, files: Files) -> None:
+    module = target.load()
+    engine = _engine(module, files.database_url)
+
+    @deterministic(max_examples=10)
+    @given(instant=utc_instants(resolution="minute"), zone=zones())
+    @example(instant=datetime(2026, 3, 1, 20, 30, tzinfo=UTC), zone=SH)  # 04:30 on 2 March
+    @example(instant=datetime(2026, 3, 2, 10, 0, tzinfo=UTC), zone=ZoneInfo("America/New_York"))
+    def check(instant: datetime, zone: ZoneInfo) -> None:
+        now = instant.astimezone(zone)
+        report = _report_case(module, engine, now, {})
+        expect_equal(
+            (report.get("date"), report.get("generated_at")),
+            (now.date().isoformat(), now.isoformat()),
+            f"(date, generated_at) of the report at {now.isoformat()} ({zone.key}; "
+            f"UTC date {instant.date().isoformat()})",
+            "The date is the local date of now: from 00:00 to 07:59 in Shanghai the UTC date "
+            "is still yesterday's.",
+        )
+
+    check()
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#daily-report",
+    hint="SUM over no rows is NULL (None): func.coalesce(func.sum(...), 0).",
+    spec=("report-zero-when-empty",),
+)
+def test_a_report_without_cleanup_runs_says_0(target: Target, files: Files) -> None:
+    module = target.load()
+    now = sh(2, 8)
+    report = module.build_daily_report(_engine(module, files.database_url), now)
+    counts = {key: report.get(key) for key in COUNT_KEYS}
+    expect_equal(
+        (counts, {key: type(value).__name__ for key, value in counts.items()}),
+        (dict.fromkeys(COUNT_KEYS, 0), dict.fromkeys(COUNT_KEYS, "int")),
+        "(counts, their types) of the report on an empty database",
+        "No token and no cleanup run: every count is the int 0 (SUM over no rows is NULL).",
+    )
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#daily-report",
+    hint="report_job(): now = datetime.now(ZoneInfo(settings.timezone)); the file name uses "
+    "report['date'], the local date.",
+    spec=("report-file", "report-date-local"),
+)
+def test_report_job_names_the_file_after_the_local_date(target: Target, files: Files) -> None:
+    module = target.load()
+    tokyo = {**files.variables, "CLEANUP_TIMEZONE": "Asia/Tokyo"}
+    moment = datetime(2026, 3, 1, 23, 0, tzinfo=UTC)  # 08:00 on Monday 2 March in Tokyo
+    with environment(tokyo), simulate(moment):
+        returned = module.report_job()
+    written = (
+        sorted(p.name for p in files.report_dir.glob("*")) if files.report_dir.exists() else []
+    )
+    expect_equal(
+        written,
+        ["report-2026-03-02.json"],
+        "files in CLEANUP_REPORT_DIR after report_job() at 08:00 Tokyo (23:00 UTC on 1 March)",
+        "The file is named after the local date of the configured zone, not the UTC date.",
+    )
+    expect_equal(Path(returned).name, "report-2026-03-02.json", "the path report_job() returned")
+    report = json.loads((files.report_dir / "report-2026-03-02.json").read_text("utf-8"))
+    expect_equal(
+        report.get("generated_at"), "2026-03-02T08:00:00+09:00", "generated_at in the file"
+    )
+
+
+# -- jobs read their settings, the batch size, the alert hook -----------------------------------
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#token-cleanup",
+    hint="cleanup_job(): delete_expired_tokens(engine, now, settings.batch_size).",
+    spec=("cleanup-job-batch-size",),
+)
+def test_cleanup_job_deletes_in_batches_of_cleanup_batch_size(target: Target, files: Files) -> None:
+    module = target.load()
+    now = sh(2, 3)
+    _seed(
+        module, files.database_url, {f"old{i:02d}": now - timedelta(hours=i + 1) for i in range(10)}
+    )
+    per_commit = _rows_per_commit(Engine)
+    with environment({**files.variables, "CLEANUP_BATCH_SIZE": "3"}), simulate(now):
+        deleted = module.cleanup_job()
+    expect_equal(deleted, 10, "cleanup_job() with CLEANUP_BATCH_SIZE=3 and 10 expired tokens")
+    expect(
+        max(per_commit, default=0) <= 3,
+        "With CLEANUP_BATCH_SIZE=3 each transaction of cleanup_job() may change at most 3 rows; "
+        f"rows changed per commit: {per_commit}. Pass settings.batch_size, not the BATCH_SIZE "
+        "default: the operator tunes it for the database.",
+    )
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#persistence",
+    hint="Call load_settings() inside each job, when it runs: never read the settings once at "
+    "import time.",
+    spec=("settings-read-at-run-time",),
+)
+def test_jobs_read_the_settings_when_they_run(target: Target, files: Files) -> None:
+    module = target.load()
+    first_dir, second_dir = files.report_dir / "first", files.report_dir / "second"
+    with simulate(sh(2, 8)):
+        with environment({**files.variables, "CLEANUP_REPORT_DIR": str(first_dir)}):
+            first = Path(module.report_job())
+        with environment({**files.variables, "CLEANUP_REPORT_DIR": str(second_dir)}):
+            second = Path(module.report_job())
+    expect_equal(
+        (first.parent, second.parent),
+        (first_dir, second_dir),
+        "the folders of two report_job() runs, CLEANUP_REPORT_DIR changed in between",
+        "A job stored in a job store runs long after the import: it must read the settings "
+        "when it runs, so a changed variable applies to the next run.",
+    )
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#error-handling",
+    hint="log_alert: logger.critical(...) with the alert's job id, kind and message.",
+    spec=("log-alert-critical",),
+)
+def test_log_alert_logs_at_critical(target: Target, caplog: pytest.LogCaptureFixture) -> None:
+    module = target.load()
+    caplog.set_level(logging.DEBUG)
+    module.log_alert(module.Alert(CLEANUP, "missed", sh(2, 3), "not run: down too long"))
+    lines = [
+        (r.levelname, r.getMessage())
+        for r in caplog.records
+        if not r.name.startswith("apscheduler")
+    ]
+    expect(
+        any(
+            level == "CRITICAL"
+            and CLEANUP in text
+            and "missed" in text.lower()
+            and "down too long" in text
+            for level, text in lines
+        ),
+        "log_alert() must log one CRITICAL line with the job id, the kind and the message "
+        f"(a pager watches CRITICAL). Logged: {lines!r}",
+    )
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#error-handling",
+    hint="Listen to EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES only.",
+    spec=("no-alert-on-success",),
+)
+def test_a_successful_run_is_no_alert(target: Target, files: Files) -> None:
+    module = target.load()
+    alerts: list[Any] = []
+    with simulate(sh(2, 2)) as sim:
+        _start(module, alerts.append, keep_warmup=True)
+        sim.run_until(sh(2, 3, 30))
+    expect_equal(_outcomes(sim, CLEANUP), {"executed": [_label(sh(2, 3))]}, f"runs of {CLEANUP!r}")
+    expect_equal(
+        [(getattr(a, "job_id", "?"), getattr(a, "kind", "?")) for a in alerts],
+        [],
+        "alerts after a start and a successful cleanup",
+        "Only failed, missed and skipped runs alert: a pager that rings for every success is "
+        "soon ignored.",
+    )
+
+
+# -- the jobs' options --------------------------------------------------------------------------
+
+
+@pytest.mark.grade(
+    points=2,
+    note=f"{NOTE}#misfire",
+    hint="misfire_grace_time: warm-up 600 s (WARMUP_MINUTES * 60, not WARMUP_MINUTES), cleanup "
+    "CLEANUP_GRACE_SECONDS, report None (pass it explicitly: the default is 1 s).",
+    spec=("job-options",),
+)
+def test_each_job_has_its_documented_misfire_options(target: Target, files: Files) -> None:
+    module = target.load()
+    with simulate(sh(2, 9)):
+        scheduler = _start(module, keep_warmup=True)
+        found = {
+            job.id: (job.misfire_grace_time, job.coalesce, job.max_instances)
+            for job in scheduler.get_jobs()
+        }
+    expect_equal(
+        found,
+        {WARMUP: (600, True, 1), CLEANUP: (3 * 3600, True, 1), REPORT: (None, True, 1)},
+        "(misfire_grace_time, coalesce, max_instances) of each job",
+        "A warm-up later than one interval is pointless; a cleanup may start up to 3 h late; a "
+        "late report beats none (None: no limit; without it APScheduler allows 1 s).",
+    )
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#misfire",
+    hint="misfire_grace_time=None on the report: after any outage it still runs (once).",
+    spec=("overdue-runs-misfire-policy", "report-daily-08-local"),
+)
+def test_a_report_overdue_for_a_day_still_runs_once(target: Target, files: Files) -> None:
+    alerts: list[Any] = []
+    with simulate(sh(1, 7)) as sim:
+        _, second = _two_lifetimes(target, sim, sh(1, 7, 30), sh(3, 7, 30), alerts.append)
+        second.remove_job(WARMUP)
+        sim.run_for(timedelta(minutes=5))
+    expect_equal(
+        [(f.outcome, _label(f.scheduled)) for f in sim.runs(REPORT, outcome=None)],
+        [("executed", _label(sh(2, 8)))],
+        f"runs of {REPORT!r} (outcome, scheduled): down from Sun 07:30 to Tue 07:30",
+        "Sunday's and Monday's 08:00 reports are overdue at the restart (Monday's by 23.5 h): "
+        "with no grace limit they run, coalesced into one run, right away; none is missed.",
+    )
+    expect_equal(_alerts_of(alerts, REPORT), [], "alerts for the report")
+
+
+# -- main(), and the file run as a script -------------------------------------------------------
+
+
+class _UnhandledSignal(BaseException):
+    """Raised by the suite's own handler: the learner's code installed none for this signal."""
+
+
+class _StartWatcher(logging.Handler):
+    """Collects log lines; notices the learner's own "started" line (APScheduler's "Scheduler
+    started" does not count: it appears before the learner's code is ready)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.started = threading.Event()
+        self.signalled_at: int | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        self.lines.append(f"{record.levelname} {record.name}: {message}")
+        if not record.name.startswith("apscheduler") and "started" in message.lower():
+            self.started.set()
+
+
+@dataclass
+class MainRun:
+    """How one in-process run of main() went after a signal."""
+
+    returned: object
+    started: bool
+    after_signal: list[str]
+
+
+def _main_until_signal(call: Callable[[], object], sig: signal.Signals) -> MainRun:
+    """Run ``call`` (main() in this, the test's main thread) and send ``sig`` to this thread
+    once it logged its own "started" line (or after 8 s without one)."""
+    watcher = _StartWatcher()
+    root = logging.getLogger()
+    root.addHandler(watcher)
+    root.setLevel(logging.INFO)
+
+    def unhandled(signum: int, frame: object) -> None:
+        raise _UnhandledSignal(signum)
+
+    previous = {s: signal.signal(s, unhandled) for s in (signal.SIGTERM, signal.SIGINT)}
+    main_thread = threading.get_ident()
+
+    done = threading.Event()
+
+    def send() -> None:
+        watcher.started.wait(8)
+        watcher.signalled_at = len(watcher.lines)
+        for _ in range(20):  # once is enough for a waiting main thread; repeat if it was busy
+            signal.pthread_kill(main_thread, sig)  # to the thread that waits, as a shell does
+            if done.wait(0.1):
+                return
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    returned: object
+    try:
+        returned = call()
+    except _UnhandledSignal:
+        returned = f"no handler: {sig.name} would have killed the process"
+    except NotImplementedError:
+        raise
+    except BaseException as error:  # a learner's KeyboardInterrupt, SystemExit...
+        returned = f"{type(error).__name__}: {error}"
+    finally:
+        done.set()
+        sender.join(10)
+        root.removeHandler(watcher)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    seen = watcher.signalled_at if watcher.signalled_at is not None else len(watcher.lines)
+    return MainRun(returned, watcher.started.is_set(), watcher.lines[seen:])
+
+
+@pytest.mark.grade(
+    points=2,
+    note=f"{NOTE}#exercises",
+    hint="signal.signal(SIGTERM, handler) and signal.signal(SIGINT, handler), where the handler "
+    "only sets a threading.Event; then shutdown(wait=True), log 'stopped', return 0.",
+    timeout=30,
+    spec=("main-stops-gracefully",),
+)
+def test_main_stops_gracefully_on_sigterm_and_on_sigint(target: Target, files: Files) -> None:
+    module = target.load()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        store = files.report_dir.parent / f"jobs-{sig.name}.sqlite"
+        variables = {**files.variables, "CLEANUP_JOBSTORE_URL": f"sqlite:///{store}"}
+        with environment(variables), simulate(sh(2, 9)):
+            run = _main_until_signal(module.main, sig)
+            left = running_schedulers()
+        expect(
+            run.started,
+            "main() should log a line of its own containing 'started' once the scheduler runs "
+            "(APScheduler's 'Scheduler started' does not count: it comes before your jobs are "
+            "registered).",
+        )
+        stopped = any("stopped" in line.lower() for line in run.after_signal)
+        expect(
+            run.returned == 0 and stopped and not left,
+            f"After {sig.name}, main() must shut the scheduler down, log a line containing "
+            f"'stopped' and return 0. It returned {run.returned!r}; schedulers still running: "
+            f"{len(left)}; log after the signal: {run.after_signal[-8:]!r}. Kubernetes and "
+            "systemd stop a service with SIGTERM, a terminal with SIGINT (Ctrl+C): handle both.",
+        )
+
+
+@pytest.mark.grade(
+    points=2,
+    note=f"{NOTE}#persistence",
+    hint="Keep the given last lines: run as a script, import this file under its own name and "
+    "run that copy's main(), so the job store never holds '__main__:...'.",
+    timeout=30,
+    spec=("stored-refs-importable",),
+)
+def test_run_as_a_script_the_jobs_are_stored_under_an_importable_name(
+    target: Target, files: Files
+) -> None:
+    target.load()  # a file that does not import fails here, with a clear message
+    script = target.path()
+    folder = str(script.parent)
+    sys.path.insert(0, folder)  # as `python level2_data_cleanup.py` does
+    try:
+        with simulate(sh(2, 9)):
+            run = _main_until_signal(
+                lambda: runpy.run_path(str(script), run_name="__main__"), signal.SIGTERM
+            )
+        with sqlite3.connect(files.jobstore_file) as raw:
+            refs = {
+                job_id: str(pickle.loads(state).get("func"))
+                for job_id, state in raw.execute("SELECT id, job_state FROM apscheduler_jobs")
+            }
+        origins: dict[str, str | None] = {}
+        for job_id, ref in refs.items():
+            try:
+                spec = importlib.util.find_spec(ref.partition(":")[0])
+            except (ImportError, ValueError):
+                spec = None
+            origins[job_id] = getattr(spec, "origin", None)
+    finally:
+        sys.path.remove(folder)
+    expect_equal(sorted(refs), sorted([CLEANUP, REPORT, WARMUP]), "job ids in the job store")
+    expect(
+        all(origin and Path(origin) == script for origin in origins.values()),
+        f"Run as `python {script.name}`, the job store holds the references {refs!r} "
+        f"(main() returned {run.returned!r}). Another process (a second instance, a "
+        f"`python -c` importing the module) must be able to import each of them from "
+        f"{script.parent.name}/: '__main__:...' exists only in the process started as a "
+        "script, everywhere else SQLAlchemyJobStore logs 'Unable to restore job ... removing "
+        "it' and deletes the row.",
+    )
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#persistence",
+    hint="In check_persistable, raise ValueError when the reference starts with '__main__:'.",
+    spec=("reject-main-module",),
+)
+def test_check_persistable_rejects_a_main_module_function(target: Target) -> None:
+    module = target.load()
+
+    def job() -> None:
+        pass
+
+    job.__module__ = "__main__"
+    job.__qualname__ = job.__name__ = "cronkata_probe_job"
+    setattr(sys.modules["__main__"], "cronkata_probe_job", job)  # noqa: B010  resolvable here
+    try:
+        module.check_persistable(job)
+    except ValueError as error:
+        expect(str(error).strip(), "The ValueError for a __main__ function has an empty message.")
+    except NotImplementedError:
+        raise
+    except Exception as error:
+        fail(f"check_persistable() of a __main__ function raised {type(error).__name__}: {error}")
+    else:
+        fail(
+            "check_persistable() accepted '__main__:cronkata_probe_job'. The reference resolves "
+            "in the process that runs the script, and nowhere else: any other process opening "
+            "the job store deletes the job. Raise ValueError."
+        )
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#exercises",
+    hint="Wrap start_scheduler() in try/except (ValueError, SQLAlchemyError): log one ERROR line "
+    "and return 1.",
+    spec=("main-bad-settings",),
+)
+def test_main_returns_1_on_bad_settings_or_an_unreachable_job_store(
+    target: Target, files: Files, caplog: pytest.LogCaptureFixture
+) -> None:
+    module = target.load()
+    caplog.set_level(logging.INFO)
+    cases = {
+        "CLEANUP_BATCH_SIZE=0": {"CLEANUP_BATCH_SIZE": "0"},
+        "a job store in a folder that does not exist": {
+            "CLEANUP_JOBSTORE_URL": f"sqlite:///{files.report_dir / 'missing' / 'jobs.sqlite'}"
+        },
+    }
+    for what, change in cases.items():
+        caplog.clear()
+        with environment({**files.variables, **change}), simulate(sh(2, 9)):
+            code = module.main()
+        errors = [
+            r.getMessage()
+            for r in caplog.records
+            if r.levelno >= logging.ERROR and not r.name.startswith(("apscheduler", "sqlalchemy"))
+        ]
+        expect(
+            code == 1 and errors,
+            f"main() with {what} returned {code!r} and logged these ERROR lines: {errors!r}. "
+            "Wrong settings or an unreachable database must end with one ERROR line saying "
+            "what is wrong and the exit code 1, not a traceback.",
+        )
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#persistence",
+    hint="BackgroundScheduler(jobstores={'default': SQLAlchemyJobStore(url=settings.jobstore_url)"
+    "}, timezone=ZoneInfo(settings.timezone)); do not start it; use the settings passed in.",
+    spec=("build-scheduler",),
+)
+def test_build_scheduler_uses_the_settings_given_and_does_not_start(
+    target: Target, files: Files
+) -> None:
+    module = target.load()
+    own_store = files.report_dir.parent / "own-jobs.sqlite"
+    settings = module.Settings(jobstore_url=f"sqlite:///{own_store}", timezone="Europe/Berlin")
+    with simulate(sh(2, 9)):
+        scheduler = module.build_scheduler(settings)
+        running = getattr(scheduler, "running", None)
+        zone = getattr(scheduler, "timezone", None)
+        scheduler.start(paused=True)
+        scheduler.add_job(module.cleanup_job, CronTrigger(hour=3, timezone=BERLIN), id="probe")
+        scheduler.shutdown()
+    expect_equal(
+        (running, str(zone)),
+        (False, "Europe/Berlin"),
+        "(running, timezone) of build_scheduler(Settings(timezone='Europe/Berlin', ...))",
+        "build_scheduler() returns the scheduler unstarted (start_scheduler() starts it, "
+        "paused, after installing the listeners), in the zone of the settings passed in.",
+    )
+    expect(
+        own_store.exists() and _stored_ids(own_store) == ["probe"],
+        f"A job added to the built scheduler should be stored in {own_store.name}, the "
+        "jobstore_url of the settings passed to build_scheduler() (not of the environment).",
     )
