@@ -105,9 +105,20 @@ class InstanceRedis(fakeredis.FakeRedis):
         self._callbacks.update(_RedisCallbacksRESP2)
         self._callbacks.update(self.response_callbacks)
         self.alive = True
+        self.before_command: Callable[[tuple[Any, ...]], None] | None = None
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        """Run one command against the shared server, as redis-py would."""
+        """Run one command against the shared server, as redis-py would.
+
+        ``before_command(args)``, when set, runs first: a test's way to let another
+        instance act between two commands of this one (a race).
+        """
+        if self.before_command is not None:
+            hook, self.before_command = self.before_command, None
+            try:
+                hook(args)
+            finally:
+                self.before_command = hook
         if not self.alive:
             raise redis.ConnectionError(f"instance {self._instance.name} is dead")
         if not self._fleet.server.connected:

@@ -137,6 +137,41 @@ def test_claim_is_atomic_and_has_a_lease(target: Target) -> None:
 
 
 @pytest.mark.grade(
+    points=2,
+    note=f"{NOTE}#redis-lock",
+    hint="Check and set in one command (SET ... NX PX) or one Lua script: between a GET and a "
+    "SET another instance can claim the tick.",
+    spec=("claim-set-nx-px",),
+)
+def test_claim_race_has_one_winner(target: Target) -> None:
+    module = _load(target)
+    with Fleet(module, T0, (0.0,), scheduler=False) as fleet:
+        mine, rival = fleet.client(), fleet.client()
+        rival_claims: list[Any] = []
+        seen: list[tuple[Any, ...]] = []
+
+        def rival_claims_first(args: tuple[Any, ...]) -> None:
+            # the rival acts between this instance's first and second command on the key
+            if any(module.claim_key(JOB, TICK) == str(a) for a in args[1:]):
+                seen.append(args)
+                if len(seen) == 2 and not rival_claims:
+                    rival_claims.append(module.try_claim(rival, JOB, TICK, 30.0))
+
+        mine.before_command = rival_claims_first
+        ours = module.try_claim(mine, JOB, TICK, 30.0)
+        mine.before_command = None
+        theirs = rival_claims[0] if rival_claims else None
+        holder = rival.get(module.claim_key(JOB, TICK))
+    winners = [c for c in (ours, theirs) if c is not None]
+    expect(
+        len(winners) == 1,
+        f"two instances raced for one tick and {len(winners)} won it (the key now holds "
+        f"{holder!r}): a GET then SET lets both pass; SET NX decides in one step",
+    )
+    expect(holder == winners[0].token, "the key does not hold the winner's token")
+
+
+@pytest.mark.grade(
     points=1,
     note=f"{NOTE}#tokens-and-release",
     hint="secrets.token_hex(16) per claim; never the instance name or the time.",
@@ -420,6 +455,13 @@ def test_clock_skew_of_five_seconds_names_the_same_tick(target: Target) -> None:
                 "Clocks disagree by up to ±5 s: every instance must name a tick by the "
                 "trigger's fire time (aligned start_date), and the claim must still be there "
                 "when the slowest clock gets to it.",
+            )
+            late = [r for r in fleet.runs if abs(r.started - r.tick) > timedelta(seconds=5.01)]
+            expect(
+                not late,
+                f"run(s) started far from their tick: {late[:3]}: every instance's trigger must "
+                "start on the shared anchor (start_date=anchor), so it fires at the tick itself\n"
+                + fleet.timeline(ticks),
             )
 
     check()
