@@ -150,8 +150,8 @@ def tick_report(client: redis.Redis, job_id: str) -> dict[datetime, str]:
 
     "done" (it ran to the end), "running" (claimed, not finished, claim still held),
     "abandoned" (claimed, never finished, and its claim is gone: the holder crashed; alert
-    on it) (#crashed-holder-abandoned), "skipped" (no instance ran it because Redis was
-    unreachable; written once Redis is back, never over a "done") (#skips-reported).
+    on it) (#abandoned-reported), "skipped" (no instance ran it because Redis was
+    unreachable; written once Redis is back, never over a "done") (#skips-recorded).
     """
     raise NotImplementedError("read the tick record the coordinator writes")
 
@@ -179,7 +179,7 @@ class Coordinator:
         """Run ``func(fire_time, fencing_token)`` if this instance wins the tick; True if it ran.
 
         * Exactly one of all instances calling run_tick for a tick runs it (#one-run-per-tick),
-          passing the claim's fencing token (#run-tick-passes-fence, #fencing-token-to-job).
+          passing the claim's fencing token (#run-tick-passes-fence).
         * After the run the claim is kept, not deleted, until the tick can no longer come due
           on any instance: ``fire_time + 2 * MAX_CLOCK_SKEW_SECONDS + MISFIRE_GRACE_SECONDS``
           on this clock (#claim-outlives-tick); the tick is recorded as "done".
