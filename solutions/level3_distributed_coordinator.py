@@ -64,21 +64,21 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 JobFunc = Callable[[datetime, int], object]
 
 # KEYS: claim, fence, ticks; ARGV: token, lease ms, tick field, instance.
-_CLAIM = """
+_claim_lua = """
 if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
 local fence = redis.call('incr', KEYS[2])
 redis.call('hset', KEYS[3], ARGV[3], 'running ' .. ARGV[4] .. ' ' .. fence)
 return fence
 """
-_EXTEND = """
+_extend_lua = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
 return 0
 """
-_RELEASE = """
+_release_lua = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
-_FENCED_WRITE = """
+_fenced_write_lua = """
 local last = redis.call('hget', KEYS[1], 'fence')
 if last and tonumber(ARGV[1]) < tonumber(last) then return 0 end
 redis.call('hset', KEYS[1], 'fence', ARGV[1], 'value', ARGV[2])
@@ -137,7 +137,7 @@ def try_claim(
     lease_ms = max(1, round(lease_seconds * 1000))
     fence = int(
         client.eval(  # type: ignore[no-untyped-call]
-            _CLAIM,
+            _claim_lua,
             3,
             key,
             _fence_key(job_id),
@@ -156,12 +156,12 @@ def try_claim(
 def renew(client: redis.Redis, claim: Claim, lease_seconds: float) -> bool:
     """Set the claim's TTL to ``lease_seconds`` if it is still ours (compare-and-extend)."""
     ttl_ms = max(1, round(lease_seconds * 1000))
-    return bool(client.eval(_EXTEND, 1, claim.key, claim.token, ttl_ms))  # type: ignore[no-untyped-call]
+    return bool(client.eval(_extend_lua, 1, claim.key, claim.token, ttl_ms))  # type: ignore[no-untyped-call]
 
 
 def release(client: redis.Redis, claim: Claim) -> bool:
     """Delete the claim if it is still ours (compare-and-delete); False if someone else holds it."""
-    return bool(client.eval(_RELEASE, 1, claim.key, claim.token))  # type: ignore[no-untyped-call]
+    return bool(client.eval(_release_lua, 1, claim.key, claim.token))  # type: ignore[no-untyped-call]
 
 
 class FencedStore:
@@ -178,7 +178,7 @@ class FencedStore:
         """Store ``value`` unless a write with a higher fencing token was accepted already."""
         accepted = bool(
             self.client.eval(  # type: ignore[no-untyped-call]
-                _FENCED_WRITE, 1, self._key(resource), int(fencing_token), value
+                _fenced_write_lua, 1, self._key(resource), int(fencing_token), value
             )
         )
         if not accepted:

@@ -390,7 +390,7 @@ def test_job_longer_than_the_lease_is_not_run_twice(target: Target) -> None:
     points=3,
     note=f"{NOTE}#fencing",
     hint="Pass claim.fencing_token to func; the job writes through FencedStore.write(..., token).",
-    spec=("fencing-token-to-job", "fenced-store-rejects-older"),
+    spec=("run-tick-passes-fence", "fenced-store-rejects-older"),
 )
 def test_paused_holders_late_write_is_rejected(target: Target) -> None:
     module = _load(target)
@@ -535,7 +535,7 @@ def test_redis_down_means_no_unguarded_runs(target: Target) -> None:
     note=f"{NOTE}#redis-down",
     hint="Append (job_id, fire_time) to coordinator.skipped and log a warning; once Redis is "
     "back, HSETNX the tick as skipped in the tick record.",
-    spec=("skips-reported",),
+    spec=("skips-reported", "skips-recorded"),
 )
 def test_redis_down_skips_are_reported(target: Target) -> None:
     module = _load(target)
@@ -588,7 +588,7 @@ def test_runs_resume_once_redis_is_back(target: Target) -> None:
     note=f"{NOTE}#crashed-holder",
     hint="A crash runs no clean-up: the claim stays until its lease ends, longer than the "
     "window in which the others reach that tick.",
-    spec=("crashed-holder-abandoned",),
+    spec=("crashed-holder-abandoned", "abandoned-reported"),
 )
 def test_crashed_holder_tick_is_abandoned_not_rerun(target: Target) -> None:
     module = _load(target)
