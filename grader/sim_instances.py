@@ -28,7 +28,7 @@ import heapq
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -578,14 +578,3 @@ class Fleet:
         if hi < len(all_ticks):
             lines.append(f"        ... {len(all_ticks) - hi} more tick(s)")
         return "\n".join(lines)
-
-
-def fleet(module: ModuleType, start: datetime, offsets: Sequence[float], **kwargs: Any) -> Fleet:
-    """A `Fleet` (use it as a context manager)."""
-    return Fleet(module, start, offsets, **kwargs)
-
-
-def iter_ticks(first: datetime, step: timedelta, count: int) -> Iterator[datetime]:
-    """``first, first + step, ...`` (``count`` of them)."""
-    for k in range(count):
-        yield first + k * step

@@ -26,7 +26,7 @@ from grader.targets import Target
 
 FILE = "level3_distributed_coordinator.py"
 NOTE = "07e_best_practices.md"
-T0 = datetime(2026, 3, 2, 12, 0, 3, tzinfo=UTC)  # 3 s before nothing: ticks are on :x0
+T0 = datetime(2026, 3, 2, 12, 0, 3, tzinfo=UTC)  # ticks fall on :x0, the first at 12:00:10
 TICK = datetime(2026, 3, 2, 12, 0, 10, tzinfo=UTC)
 JOB = "report"
 
@@ -333,7 +333,9 @@ def test_ten_instances_run_each_tick_exactly_once(target: Target) -> None:
     )
 
 
-def _quick_job(store_name: str = "reports") -> Any:
+def _quick_job() -> Any:
+    """A job body that finishes at once (the default when a fleet has no body)."""
+
     def body(fleet: Fleet, instance: Instance, tick: datetime, token: int) -> None:
         return None
 
