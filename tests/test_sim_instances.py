@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -148,3 +149,19 @@ def test_fast_mode_runs_every_instance_at_every_tick(solution: ModuleType) -> No
         fleet.run_ticks(3)
     assert attempts == ["a", "c", "b"] * 3  # fastest clock first
     assert [r.instance for r in fleet.runs] == ["a", "a", "a"]
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.skipif(
+    os.environ.get("CRONKATA_FULL_SCALE") != "1",
+    reason="ten instances x 10,000 ticks takes about a minute (fakeredis EVAL costs "
+    "0.25-0.5 ms); set CRONKATA_FULL_SCALE=1 to run it",
+)
+def test_full_scale_ten_instances_ten_thousand_ticks(solution: ModuleType) -> None:
+    offsets = (4.5, -3.0, 0.0, 2.0, -5.0, 1.0, -1.5, 3.5, -4.0, 5.0)
+    with Fleet(solution, T0, offsets, scheduler=False) as fleet:
+        fleet.run_ticks(10_000)
+        assert len(fleet.runs) == 10_000
+        assert fleet.duplicates() == []
+        tokens = [r.fencing_token for r in fleet.runs]
+        assert tokens == sorted(set(tokens))
