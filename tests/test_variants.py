@@ -19,7 +19,7 @@ from grader.variants import (
     mutants_for,
     variants_for,
 )
-from grader.verify import ExerciseVerdict, _judge
+from grader.verify import ExerciseVerdict, _judge, grade_marks
 
 EXERCISE = Exercise(id="ex", level=1, title="Ex", file="pkg/ex.py", note="n.md")
 
@@ -149,7 +149,7 @@ def test_the_course_example_file_mutant_and_alternative_are_found() -> None:
     origins = {m.name: m.origin for m in mutants_for(simple_timer)}
     assert origins["heartbeat_runs_immediately"] == FILE
     assert origins["interval_in_minutes"] == EDIT
-    assert [a.name for a in alternatives_for(simple_timer)] == ["string_aliases"]
+    assert "string_aliases" in [a.name for a in alternatives_for(simple_timer)]
 
 
 @pytest.mark.timeout(180)
@@ -157,7 +157,9 @@ def test_authors_can_grade_the_alternatives_and_file_mutants_with_pytest(run_pyt
     target = "exercises/level1/level1_simple_timer.py"
     done = run_pytest(target, "--grader-variants=alternatives", "-q", timeout=170)
     assert done.returncode == 0, done.stdout[-3000:]
-    assert "5 passed" in done.stdout
+    tests = len(grade_marks(catalog().exercise("simple_timer")))
+    alternatives = len(alternatives_for(catalog().exercise("simple_timer")))
+    assert f"{tests * alternatives} passed" in done.stdout
     done = run_pytest(
         target, "--grader-variants=mutants", "-q", "-k", "heartbeat_runs_immediately", timeout=170
     )

@@ -1,8 +1,11 @@
-"""An endless loop inside the function the tests call."""
+"""Loops forever in every function a test calls."""
 
 from _reference import *  # noqa: F403
 
 
-def build_scheduler():
+def _loop(*args, **kwargs):
     while True:
         pass
+
+
+heartbeat = one_shot = build_scheduler = main = _loop

@@ -1,11 +1,7 @@
-"""Correct jobs, but a non-daemon thread that never ends is left behind."""
+"""Does the right thing, but importing it leaves a non-daemon thread running."""
 
 import threading
 
 from _reference import *  # noqa: F403
-from _reference import build_scheduler as _reference_build
 
-
-def build_scheduler():
-    threading.Thread(target=threading.Event().wait, name="forgotten-worker").start()
-    return _reference_build()
+threading.Thread(target=threading.Event().wait, name="forgotten-worker").start()

@@ -17,7 +17,6 @@ import functools
 import importlib.util
 import json
 import logging
-import os
 import pickle
 import re
 import runpy
@@ -87,32 +86,6 @@ class Files:
 def _machine_in_los_angeles() -> Iterator[None]:
     with machine_zone("America/Los_Angeles"):
         yield
-
-
-@pytest.fixture(autouse=True)
-def _text_streams_on_fds_1_and_2() -> Iterator[None]:
-    """sys.stdout/sys.stderr write to descriptors 1 and 2 themselves.
-
-    The sandbox's child closes every inherited descriptor above 2, among them the ones
-    pytest's capture objects (sys.stdout, sys.stderr) write to; SQLite then gets those
-    numbers for its database files, and a log line to stderr (logging.basicConfig in
-    main(), APScheduler's error log via logging.lastResort) lands inside a database:
-    "file is not a database". Until the sandbox re-points them, do it here.
-    """
-    saved = sys.stdout, sys.stderr
-    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
-    # pytest's own log file handler (to os.devnull by default) was opened before the fork.
-    handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
-    streams = {h: h.stream for h in handlers}
-    for handler in handlers:
-        handler.stream = open(os.devnull, "w")  # noqa: SIM115
-    try:
-        yield
-    finally:
-        sys.stdout, sys.stderr = saved
-        for handler, stream in streams.items():
-            handler.stream = stream
 
 
 @pytest.fixture(autouse=True)
