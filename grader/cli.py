@@ -239,7 +239,8 @@ def verify_command(rehash: bool, exercise: str | None) -> None:
             f"[yellow]warning[/yellow]: {escape(warning)}", highlight=False, soft_wrap=True
         )
     problems = [f"{v.exercise.id}: {p}" for v in verdicts for p in v.problems]
-    for problem in [*problems, *course_verdict.problems]:
+    problems += course_verdict.problems
+    for problem in problems:
         console.print(f"[red]x[/red] {escape(problem)}", highlight=False, soft_wrap=True)
     if problems:
         raise SystemExit(1)

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from grader import paths
 from grader.catalog import catalog, git_blob_sha
 
@@ -155,3 +157,20 @@ def test_watch_regrades_an_exercise_when_its_file_is_saved(
     rest, _ = process.communicate(timeout=60)
     assert process.returncode == 0
     assert "simple_timer: passed" in rest
+
+
+def test_verify_fails_when_only_a_note_breaks_pitfall_traceability(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A problem found in the notes alone (no exercise problem) must fail `grader verify`."""
+    from click.testing import CliRunner
+
+    from grader import cli
+    from grader.verify import CourseVerdict
+
+    broken = CourseVerdict(problems=["07a_ap_scheduler_intro.md: a pitfall names no test"])
+    monkeypatch.setattr(cli, "verify", lambda course, chosen: [])
+    monkeypatch.setattr(cli, "verify_notes", lambda course: broken)
+    done = CliRunner().invoke(cli.cli, ["verify"])
+    assert done.exit_code == 1, done.output
+    assert "a pitfall names no test" in done.output
