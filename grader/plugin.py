@@ -202,31 +202,6 @@ class ExerciseModule(pytest.Module):
         problem = result.payload.get("problem") if isinstance(result.payload, dict) else None
         self.load_problem = sandbox.shown(problem) if isinstance(problem, str) else None
 
-    def trusted_sources(self) -> list[Path]:
-        """The reference solution's files this exercise needs: what the parent warms up from."""
-        first = self.exercise.solution_path()
-        found, pending = [first], [first]
-        while pending:
-            current = pending.pop()
-            for name in _sibling_imports(current):
-                sibling = current.parent / f"{name}.py"
-                if sibling not in found:
-                    found.append(sibling)
-                    pending.append(sibling)
-        return found
-
-
-def _sibling_imports(path: Path) -> list[str]:
-    """Bare names a solution file imports that are files next to it."""
-    names = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        words = line.split()
-        if len(words) >= 2 and words[0] in {"import", "from"}:
-            name = words[1].split(".")[0].rstrip(",")
-            if (path.parent / f"{name}.py").is_file():
-                names.append(name)
-    return names
-
 
 @pytest.fixture
 def target(request: pytest.FixtureRequest) -> Target:
@@ -309,8 +284,8 @@ def _watch(config: pytest.Config) -> Any:
 def _run_batch(config: pytest.Config, items: list[pytest.Item]) -> dict[str, list[TestReport]]:
     parallel = _parallelism(config)
     modules = list(dict.fromkeys(m for i in items if (m := i.getparent(ExerciseModule))))
-    for module in modules:
-        sandbox.warm_up(module.trusted_sources())
+    for module in modules:  # from the reference solution: never from names a child reports
+        sandbox.warm_up(module.exercise.solution_path())
     works = [(m.nodeid, m.load_probe(), LOAD_TIMEOUT) for m in modules]
     probes = sandbox.run_many(works, parallel, watch=_watch(config))
     for module in modules:
@@ -420,8 +395,7 @@ def _not_run(item: pytest.Item, catcher: str) -> list[TestReport]:
 
 def _function_identity(item: pytest.Item) -> str:
     """Which test function and code object the item runs (its replacement is tampering)."""
-    function = getattr(item, "obj", None)
-    return f"{id(function):x}/{id(getattr(function, '__code__', None)):x}"
+    return integrity.identity(getattr(item, "obj", None))
 
 
 def _judge_child(item: pytest.Item, result: sandbox.ChildResult, function: str) -> list[TestReport]:
@@ -485,7 +459,8 @@ def _private_capture(config: pytest.Config) -> None:
     """Give a child its own capture files: siblings running at once must not share them."""
     capman = config.pluginmanager.getplugin("capturemanager")
     if capman is not None and capman.is_globally_capturing():
-        _KEEP_ALIVE.append(capman._global_capturing)  # its fds are closed: never finalise it
+        # Never finalised: it would close descriptor numbers the child may have reused.
+        _KEEP_ALIVE.append(capman._global_capturing)
         capman._global_capturing = None
         capman.start_global_capturing()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from grader import sandbox
-from grader.sandbox import cgroups, channel, integrity, reaper
+from grader.sandbox import cgroups, channel, integrity
 from grader.sandbox.limits import Limits, parse_size
 
 
@@ -212,11 +212,14 @@ def test_nothing_a_child_started_survives_the_run(tmp_path: Path) -> None:
 
 
 def test_the_grader_becomes_a_subreaper() -> None:
-    def work() -> bool:
-        return True
+    import ctypes
 
-    sandbox.run_in_child(work, timeout=10)
-    assert reaper.become_subreaper(), "prctl(PR_SET_CHILD_SUBREAPER) must work on Linux"
+    sandbox.run_in_child(lambda: True, timeout=10)
+    flag = ctypes.c_int(0)
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_get_child_subreaper = 37
+    assert libc.prctl(pr_get_child_subreaper, ctypes.byref(flag), 0, 0, 0) == 0
+    assert flag.value == 1, "run_many must make the grader a child subreaper"
 
 
 def test_a_timeout_kills_the_child_and_says_so() -> None:
@@ -272,3 +275,13 @@ def test_a_result_that_cannot_be_sent_is_a_clear_harness_problem() -> None:
     result = sandbox.run_in_child(lambda: b"bytes are not JSON", timeout=10)
     assert result.problem is not None
     assert "TypeError" in result.problem and result.seconds < 4
+
+
+def test_warm_up_follows_sibling_imports_and_never_names_a_sibling() -> None:
+    from grader import paths
+    from grader.sandbox.warmup import imports_of
+
+    names = imports_of(paths.SOLUTIONS_DIR / "apscheduler" / "embedded_app.py")
+    assert "fastapi" in names
+    assert "pydantic_settings" in names, "config.py's imports come with embedded_app.py's"
+    assert not {"config", "embedded_app", "standalone_app"} & {n.split(".")[0] for n in names}

@@ -108,11 +108,13 @@ def _judge(running: Spawned, status: int | None, expected: dict[str, str] | None
 
 
 def _reap(running: Spawned, status: int | None, expected: dict[str, str] | None) -> ChildResult:
-    """Kill what the child left, reap it, judge it, release its resources."""
+    """Kill what the child left, reap it, judge it, release its resources.
+
+    ``status`` None: the child outlived its timeout; it is reaped here and judged as such.
+    """
     running.kill()
     if status is None:
-        _, status_after_kill = os.waitpid(running.pid, 0)
-        del status_after_kill  # killed for its timeout: judged as a timeout
+        os.waitpid(running.pid, 0)
     try:
         return _judge(running, status, expected)
     finally:

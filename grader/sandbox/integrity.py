@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
@@ -57,7 +56,8 @@ def _resolve(module: str, path: str) -> object:
     return obj
 
 
-def _identity(obj: object) -> str:
+def identity(obj: object) -> str:
+    """An object's identity and its code's, comparable across ``fork()``."""
     code = getattr(obj, "__code__", None)
     func = getattr(obj, "__func__", None)
     if func is not None:
@@ -68,17 +68,14 @@ def _identity(obj: object) -> str:
 def _hook_impls(config: pytest.Config, name: str) -> str:
     hook = getattr(config.hook, name, None)
     impls = hook.get_hookimpls() if hook is not None else []
-    return ",".join(f"{impl.plugin_name}:{_identity(impl.function)}" for impl in impls)
+    return ",".join(f"{impl.plugin_name}:{identity(impl.function)}" for impl in impls)
 
 
-def fingerprint(
-    config: pytest.Config | None = None, extra: Iterable[tuple[str, Callable[..., Any]]] = ()
-) -> dict[str, str]:
+def fingerprint(config: pytest.Config | None = None) -> dict[str, str]:
     """What decides outcomes, as comparable identities (equal before and after: untouched)."""
-    found = {f"{module}.{path}": _identity(_resolve(module, path)) for module, path in WATCHED}
+    found = {f"{module}.{path}": identity(_resolve(module, path)) for module, path in WATCHED}
     if config is not None:
         found.update({f"hook {name}": _hook_impls(config, name) for name in HOOKS})
-    found.update({name: _identity(obj) for name, obj in extra})
     return found
 
 

@@ -12,7 +12,6 @@ import ast
 import importlib
 import logging
 import sys
-from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
@@ -24,14 +23,13 @@ def _siblings(folder: Path) -> set[str]:
 
 
 @cache
-def imports_of(path: Path) -> tuple[str, ...]:
+def _all_imports(path: Path) -> tuple[str, ...]:
     """Absolute module names a source file imports (``from a.b import c`` gives ``a.b``
-    and ``a.b.c``, which may be a submodule); its siblings' names are left out."""
+    and ``a.b.c``, which may be a submodule)."""
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"))
     except (OSError, SyntaxError, UnicodeDecodeError):
         return ()
-    local = _siblings(path.parent)
     found: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -39,7 +37,25 @@ def imports_of(path: Path) -> tuple[str, ...]:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.append(node.module)
             found += [f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*"]
-    return tuple(dict.fromkeys(n for n in found if n.split(".")[0] not in local))
+    return tuple(dict.fromkeys(found))
+
+
+def imports_of(path: Path) -> tuple[str, ...]:
+    """The library modules a file needs: its imports and those of the sibling files it
+    imports (files of one folder import each other by bare name), siblings left out."""
+    local = _siblings(path.parent)
+    found: list[str] = []
+    pending, seen = [path], {path}
+    while pending:
+        for name in _all_imports(pending.pop()):
+            head = name.split(".")[0]
+            sibling = path.parent / f"{head}.py"
+            if head not in local:
+                found.append(name)
+            elif sibling.is_file() and sibling not in seen:
+                seen.add(sibling)
+                pending.append(sibling)
+    return tuple(dict.fromkeys(found))
 
 
 def _import_quietly(name: str) -> None:
@@ -54,8 +70,7 @@ def _import_quietly(name: str) -> None:
         logger.debug("warm-up import of %s failed", name, exc_info=True)
 
 
-def warm_up(files: Iterable[Path]) -> None:
-    """Import, in this process, what the given (trusted) source files import."""
-    for path in files:
-        for name in imports_of(path.resolve()):
-            _import_quietly(name)
+def warm_up(path: Path) -> None:
+    """Import, in this process, what a (trusted) source file and its siblings need."""
+    for name in imports_of(path.resolve()):
+        _import_quietly(name)
