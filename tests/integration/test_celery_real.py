@@ -17,11 +17,9 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -30,35 +28,13 @@ import redis
 
 REPO = Path(__file__).resolve().parents[2]
 FOLDER = REPO / "solutions" / "celery_beat"
-HOST, PORT, DB = "127.0.0.1", 6379, 15
+HOST, PORT, DB = "127.0.0.1", 6379, 15  # DB: emptied by conftest.clean_redis
 URL = f"redis://{HOST}:{PORT}/{DB}"
 RESULT_WAIT = 45.0
 EXIT_WAIT = 20.0
 SENT = re.compile(r"cronkata\.cleanup sent\. id->([0-9a-f-]{36})")
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
-
-
-def _redis_listening() -> bool:
-    try:
-        with socket.create_connection((HOST, PORT), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def clean_redis() -> Iterator[redis.Redis]:
-    """Database 15 of the local Redis, empty before and after the test."""
-    if not _redis_listening():
-        if os.environ.get("CRONKATA_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"no Redis on {HOST}:{PORT} and CRONKATA_REQUIRE_SERVICES=1")
-        pytest.skip(f"no Redis on {HOST}:{PORT}")
-    client = redis.Redis(host=HOST, port=PORT, db=DB, decode_responses=True)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
 
 
 def _start(args: list[str], log: Path) -> tuple[subprocess.Popen[bytes], IO[bytes]]:

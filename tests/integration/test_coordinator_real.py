@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,34 +29,13 @@ import redis
 REPO = Path(__file__).resolve().parents[2]
 FOLDER = REPO / "solutions"
 SCRIPT = "level3_distributed_coordinator.py"
-HOST, PORT, DB = "127.0.0.1", 6379, 14
+HOST, PORT, DB = "127.0.0.1", 6379, 14  # DB: emptied by conftest.clean_redis
 URL = f"redis://{HOST}:{PORT}/{DB}"
 RUNS = "cronkata:runs:demo"
 TICKS = "cronkata:ticks:demo"
 WAIT = 20.0
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
-
-
-def _redis_listening() -> bool:
-    try:
-        with socket.create_connection((HOST, PORT), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def clean_redis() -> Iterator[redis.Redis]:
-    """Database 14 of the local Redis, empty before and after the test."""
-    if not _redis_listening():
-        if os.environ.get("CRONKATA_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"no Redis on {HOST}:{PORT} and CRONKATA_REQUIRE_SERVICES=1")
-        pytest.skip(f"no Redis on {HOST}:{PORT}")
-    client = redis.Redis(host=HOST, port=PORT, db=DB, decode_responses=True)
-    client.flushdb()
-    yield client
-    client.flushdb()
 
 
 def _start(name: str, log: Path) -> subprocess.Popen[bytes]:
