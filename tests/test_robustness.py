@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import sysconfig
 import time
 import uuid
 from dataclasses import dataclass
@@ -111,35 +113,21 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Graded]:
         for start in range(0, len(cases), AT_ONCE):
             results.update(_grade_all(cases[start : start + AT_ONCE], tmp_path_factory))
     finally:
-        planted = Path(sysconfig_purelib()) / "cronkata_planted_probe.py"
+        planted = Path(sysconfig.get_paths()["purelib"]) / "cronkata_planted_probe.py"
         planted.unlink(missing_ok=True)
     return results
-
-
-def sysconfig_purelib() -> str:
-    import sysconfig
-
-    return sysconfig.get_paths()["purelib"]
 
 
 def _grade_all(cases: list[str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Graded]:
     running = {}
     for case in cases:
         root = tmp_path_factory.mktemp(case)
-        tag = uuid.uuid4().hex
-        command = [sys.executable, "-m", "grader", "report", "--json", str(root / "r.json")]
-        process = subprocess.Popen(
-            command,
-            cwd=paths.REPO_ROOT,
-            env=_env(case, root, tag),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        process, tag = _start(case, root, "report", "--json", str(root / "r.json"))
         running[case] = (process, root, time.monotonic(), tag)
     results = {}
     for case, (process, root, started, tag) in running.items():
-        _, stderr = process.communicate(timeout=240)
+        _, stderr_bytes = process.communicate(timeout=240)
+        stderr = stderr_bytes.decode(errors="replace")
         report_file = root / "r.json"
         text = report_file.read_text() if report_file.exists() else "{}"
         results[case] = Graded(
@@ -242,8 +230,6 @@ def _start(case: str, tmp_path: Path, *args: str, tool: str = "grader") -> tuple
 
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
 def test_a_signal_to_the_grader_kills_every_running_child(tmp_path: Path, sig: str) -> None:
-    import signal
-
     process, tag = _start("leak_processes", tmp_path, "report")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(tagged_processes(tag)) < 4:
