@@ -433,7 +433,14 @@ class _MainRun:
         return self.schedulers[0]
 
 
-def _scheduler_threads() -> list[str]:
+def _scheduler_threads(settle: float = 0.5) -> list[str]:
+    """APScheduler threads still alive after giving them ``settle`` seconds to end.
+
+    A scheduler that was shut down has joined its thread already: this returns at once.
+    """
+    deadline = time.monotonic() + settle
+    for thread in [t for t in threading.enumerate() if t.name.startswith("APScheduler")]:
+        thread.join(max(0.0, deadline - time.monotonic()))
     return [t.name for t in threading.enumerate() if t.name.startswith("APScheduler")]
 
 
@@ -491,11 +498,11 @@ def test_main_leaves_no_scheduler_running(target: Target, monkeypatch: pytest.Mo
     run = _MainRun(target.load(), monkeypatch)
     run.call(0.05)
     scheduler = run.scheduler
-    time.sleep(0.05)
+    alive = _scheduler_threads()
     expect(
-        not scheduler.running and not _scheduler_threads(),
+        not scheduler.running and not alive,
         "When main() returns, its scheduler is still running "
-        f"(running={scheduler.running}, threads alive: {_scheduler_threads()}): "
+        f"(running={scheduler.running}, threads alive: {alive}): "
         "call scheduler.shutdown() after the sleep.",
     )
 
@@ -532,9 +539,11 @@ def test_main_stops_the_scheduler_when_interrupted(
     run = _MainRun(target.load(), monkeypatch)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
 
+    returned = threading.Event()
+
     def press_ctrl_c() -> None:  # once main() sleeps: its scheduler runs
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not returned.is_set():
             if run.schedulers and run.schedulers[0].running:
                 time.sleep(0.2)
                 os.kill(os.getpid(), signal.SIGINT)
@@ -548,12 +557,13 @@ def test_main_stops_the_scheduler_when_interrupted(
     except KeyboardInterrupt:
         pass
     finally:
+        returned.set()
         presser.join()
         signal.signal(signal.SIGINT, previous)
     scheduler = run.scheduler
-    time.sleep(0.05)
+    alive = _scheduler_threads()
     expect(
-        not scheduler.running and not _scheduler_threads(),
+        not scheduler.running and not alive,
         "Ctrl+C (SIGINT) during main()'s sleep left the scheduler running "
-        f"(threads alive: {_scheduler_threads()}): shut it down in a `finally:` block.",
+        f"(threads alive: {alive}): shut it down in a `finally:` block.",
     )
