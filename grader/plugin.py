@@ -26,7 +26,7 @@ import pytest
 from _pytest.reports import TestReport
 from _pytest.runner import runtestprotocol
 
-from grader import paths, sandbox, variants
+from grader import paths, sandbox, spec, variants
 from grader.catalog import Exercise, catalog
 from grader.feedback import GradingFailure
 from grader.sandbox import integrity
@@ -545,8 +545,7 @@ def _with_guidance(item: pytest.Item, message: str) -> str:
     info = _grade_info(item)
     module = item.getparent(ExerciseModule)
     lines = [message.rstrip()]
-    spec = info.get("spec") or ()
-    tags = [spec] if isinstance(spec, str) else list(spec)
+    tags = spec.spec_of(info) or ()
     if tags:
         lines.append(
             f"\npromise: {', '.join(f'(#{tag})' for tag in tags)} in the stub's docstrings"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
 
 from grader.catalog import CatalogError, catalog, load_catalog
-from grader.spec import SPEC_HEADER, has_header, spec_problems, stub_tags
-from grader.verify import ExerciseVerdict, _static_checks
+from grader.spec import SPEC_HEADER, has_header, spec_of, spec_problems, stub_tags
+from grader.verify import ExerciseVerdict, _static_checks, grade_marks
 
 HEADER = SPEC_HEADER.replace("; a failing", ";\na failing")  # wrapped, as a docstring would be
 
@@ -123,3 +124,23 @@ def test_the_catalog_key_spec_coverage_is_a_boolean_defaulting_to_false(tmp_path
     path.write_text(head + entry + 'spec_coverage = "yes"\n')
     with pytest.raises(CatalogError, match="spec_coverage must be true or false"):
         load_catalog(path)
+
+
+@pytest.mark.timeout(120)
+def test_a_failure_names_the_promise_it_grades(run_pytest, pristine_exercises) -> None:
+    stub = pristine_exercises / "level1" / "level1_simple_timer.py"
+    done = run_pytest(
+        "-p",
+        "grader.plugin",
+        str(stub),
+        "-q",
+        env={"CRONKATA_EXERCISES_DIR": str(pristine_exercises)},
+    )
+    shown = set(re.findall(r"promise: \(#([a-z0-9-]+)\)", done.stdout))
+    named = {
+        tag
+        for kw in grade_marks(catalog().exercise("simple_timer")).values()
+        for tag in spec_of(kw) or ()
+    }
+    assert shown, f"no failure names its promise:\n{done.stdout[-2000:]}"
+    assert shown <= named <= set(stub_tags(stub.read_text())) | named
