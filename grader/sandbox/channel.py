@@ -7,7 +7,7 @@ the child's reporting code reads it only after the test has run and signs its re
 the key first leaves the harness without one: rejected as tampered.
 
 A socket, not a file or a pipe: other children cannot reach it (inherited descriptors
-are closed, and a socket cannot be reopened through ``/proc/PID/fd``), so one learner's
+are released, and a socket cannot be reopened through ``/proc/PID/fd``), so one learner's
 code cannot forge or spoil another's result. Code that imitates this exact protocol
 cannot be stopped in-process; see docs/authoring.md, "What the sandbox cannot stop".
 """
