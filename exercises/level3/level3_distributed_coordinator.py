@@ -58,7 +58,7 @@ def fire_time_at(now: datetime, interval_seconds: float, anchor: datetime = ANCH
     The schedule fires at ``anchor + k * interval_seconds`` for every integer k; return that
     fire time (aware, UTC) for the largest k not after ``now``, however late ``now`` is
     within the interval. Never round ``now()`` (#fire-time-from-trigger).
-    Raise ValueError when ``interval_seconds`` is not positive.
+    Raise ValueError when ``interval_seconds`` is not positive (#interval-positive).
     """
     raise NotImplementedError("return anchor + ((now - anchor) // interval) * interval")
 
@@ -190,13 +190,16 @@ class Coordinator:
           Coordinator) finds the claims in Redis (#restart-safe).
         * An instance that crashes mid-run never releases; with the default lease its
           tick is not run again (#crashed-holder-abandoned).
+        * If ``func`` raises, the run is over all the same: the claim is kept as after any
+          run, so no other instance runs that tick again (#failed-run-keeps-claim).
         """
         raise NotImplementedError("claim, run, keep the claim; skip when Redis is down")
 
     def heartbeat(self) -> None:
         """Renew (with `renew`, for ``lease_seconds``) the claim of every tick this instance
         is running right now, so a job longer than the lease is never started twice
-        (#heartbeat-renews). Log a lost claim; never raise on a Redis error.
+        (#heartbeat-renews). Log a lost claim; never raise on a Redis error
+        (#heartbeat-never-raises).
         """
         raise NotImplementedError("renew every claim whose job is still running")
 
