@@ -12,6 +12,7 @@ import pytest
 
 from grader import paths
 from grader.catalog import Exercise
+from grader.sandbox import reaper
 
 logger = logging.getLogger(__name__)
 
@@ -139,10 +140,12 @@ def run_suites(
         args.append("--grader-first-catch")
     collector = Collector(not_run=frozenset(not_run))
     sink = io.StringIO()
+    signals = reaper.signals_seen()
     with redirect_stdout(sink), redirect_stderr(sink):
         code = pytest.main(args, plugins=[collector])
     if code == pytest.ExitCode.INTERRUPTED:
         raise KeyboardInterrupt
+    reaper.check_interrupted(since=signals)  # a signal whose exception a finaliser swallowed
     expected = {pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED}
     if collector.not_run and collector.results:  # everything deselected: nothing left to run
         expected.add(pytest.ExitCode.NO_TESTS_COLLECTED)

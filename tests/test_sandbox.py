@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -220,6 +221,32 @@ def test_the_grader_becomes_a_subreaper() -> None:
     pr_get_child_subreaper = 37
     assert libc.prctl(pr_get_child_subreaper, ctypes.byref(flag), 0, 0, 0) == 0
     assert flag.value == 1, "run_many must make the grader a child subreaper"
+
+
+class _SignalsInItsFinaliser:
+    """Sends the grader a signal from ``__del__``, where Python swallows what the handler raises."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), self.number)
+        for _ in range(100):  # the handler runs here; its exception is "ignored"
+            pass
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_swallowed_by_a_finaliser_still_stops_the_run(number: int) -> None:
+    def wanted(key: object) -> bool:
+        _SignalsInItsFinaliser(number)  # dropped at once: __del__ runs now
+        return True
+
+    works = [(i, lambda: time.sleep(30), 60.0) for i in range(2)]
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        sandbox.run_many(works, parallel=1, wanted=wanted)
+    assert time.monotonic() - started < 10, "the run went on after the signal"
 
 
 def test_a_timeout_kills_the_child_and_says_so() -> None:

@@ -161,6 +161,7 @@ def run_many(
     before = reaper.children_of(os.getpid())
     folder = Path(tempfile.mkdtemp(prefix="cronkata-children-"))
     index = 0
+    signals = reaper.signals_seen()
     try:
         with reaper.interruptible():
             while pending or running:
@@ -182,6 +183,7 @@ def run_many(
                 if running:
                     deadline = min(c.started + c.timeout for c in running.values())
                     _wait(running, max(0.0, min(deadline - time.monotonic(), 0.5)))
+                reaper.check_interrupted(since=signals)
     finally:
         for child in running.values():
             child.kill()

@@ -100,22 +100,47 @@ def kill_orphans(keep: set[int]) -> list[int]:
 
 
 class Terminated(KeyboardInterrupt):
-    """The grader received SIGTERM while children were running (handled like Ctrl+C)."""
+    """The grader received SIGTERM or SIGINT while children were running (handled like Ctrl+C)."""
+
+
+_received: list[int] = []  # every signal seen inside `interruptible`, in this process
+
+
+def signals_seen() -> int:
+    """How many SIGTERM/SIGINT arrived inside `interruptible` so far (see `check_interrupted`)."""
+    return len(_received)
+
+
+def check_interrupted(since: int) -> None:
+    """Raise `Terminated` if a signal arrived after ``since`` (a `signals_seen` count).
+
+    Python runs a signal handler between any two bytecodes of the main thread; when that is
+    inside a finaliser (``__del__``, a weakref callback), the exception it raises is printed
+    as "Exception ignored" and lost. The run loop calls this after each step so a Ctrl+C or
+    SIGTERM is never lost that way.
+    """
+    if len(_received) > since:
+        raise Terminated(_received[-1])
 
 
 @contextlib.contextmanager
 def interruptible() -> Iterator[None]:
-    """Raise `Terminated` on SIGTERM inside the block (main thread only; else a no-op)."""
+    """Raise `Terminated` on SIGTERM or SIGINT inside the block (main thread only; else no-op).
 
-    def on_term(signum: int, frame: FrameType | None) -> None:
+    The signal is also remembered, for `check_interrupted`.
+    """
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        _received.append(signum)
         raise Terminated(signum)
 
     try:
-        previous = signal.signal(signal.SIGTERM, on_term)
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     except ValueError:  # not the main thread
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
