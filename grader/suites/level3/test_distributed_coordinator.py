@@ -9,6 +9,7 @@ server that keeps true time. The suite uses only the stub's public API: `fire_ti
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from types import ModuleType
@@ -16,9 +17,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
+from grader.clock import as_utc
 from grader.drawing import deterministic
 from grader.feedback import expect, expect_equal, fail
 from grader.sim_instances import Fleet, Instance
@@ -82,6 +84,27 @@ def test_fire_time_is_the_latest_trigger_time_at_or_before_now(target: Target) -
         )
 
     check()
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#clock-skew",
+    hint="if interval_seconds <= 0: raise ValueError(...)",
+    spec=("interval-positive",),
+)
+def test_fire_time_rejects_a_non_positive_interval(target: Target) -> None:
+    module = _load(target)
+    for interval in (0, -10, -0.5):
+        try:
+            got = module.fire_time_at(TICK, interval)
+        except ValueError:
+            continue
+        except Exception as error:
+            fail(
+                f"fire_time_at(now, {interval}) raised {type(error).__name__}: {error}; "
+                "a non-positive interval must raise ValueError."
+            )
+        fail(f"fire_time_at(now, {interval}) returned {got!r}; it must raise ValueError.")
 
 
 @pytest.mark.grade(
@@ -306,6 +329,39 @@ def test_fenced_store_rejects_older_tokens(target: Target) -> None:
         expect(store.read("never") is None, "read() of a resource never written must be None")
 
 
+@pytest.mark.grade(
+    points=2,
+    note=f"{NOTE}#fencing",
+    hint="Compare tokens as numbers (tonumber() in Lua): as text, '10' sorts before '9'.",
+    spec=("fenced-store-rejects-older",),
+)
+def test_fenced_store_compares_tokens_as_numbers(target: Target) -> None:
+    module = _load(target)
+    with Fleet(module, T0, (0.0,), scheduler=False) as fleet:
+        store = module.FencedStore(fleet.client(), "reports")
+        names = iter(range(10_000))
+
+        @deterministic(max_examples=40)
+        @given(tokens=st.lists(st.integers(1, 2_000), min_size=2, max_size=8))
+        @example(tokens=[9, 10, 8])
+        @example(tokens=[99, 100, 100, 7])
+        def check(tokens: list[int]) -> None:
+            resource = f"r{next(names)}"
+            highest = 0
+            for number, token in enumerate(tokens):
+                want = token >= highest
+                got = store.write(resource, f"v{number}", token)
+                expect_equal(
+                    got,
+                    want,
+                    f"write #{number + 1} with fencing token {token} (tokens so far {tokens})",
+                    "A write is rejected only when a higher token was accepted before.",
+                )
+                highest = max(highest, token) if want else highest
+
+        check()
+
+
 # -- many instances -------------------------------------------------------------------------------
 
 
@@ -386,6 +442,144 @@ def test_job_longer_than_the_lease_is_not_run_twice(target: Target) -> None:
             "Each run takes 25 s with a 5 s lease: the holder's heartbeat() must renew its "
             "claim, or the lease ends mid-run and a late instance starts the same tick.",
         )
+
+
+@pytest.mark.grade(
+    points=2,
+    note=f"{NOTE}#lease-renewal",
+    hint="Wrap each renew() in heartbeat with except redis.RedisError: log it and go on.",
+    spec=("heartbeat-never-raises",),
+)
+def test_heartbeat_never_raises_when_redis_is_unreachable(target: Target) -> None:
+    module = _load(target)
+    errors: list[BaseException] = []
+    with Fleet(module, T0, (0.0,), scheduler=False) as fleet:
+        coordinator = fleet.instances[0].coordinator
+
+        def job(instance: Instance, tick: datetime, token: int) -> None:
+            fleet.server.connected = False  # Redis goes away while the job runs
+            try:
+                coordinator.heartbeat()
+            except Exception as error:
+                errors.append(error)
+            finally:
+                fleet.server.connected = True
+
+        fleet.run_ticks(1, job)
+    expect(
+        not errors,
+        f"heartbeat() raised {errors[0]!r} while Redis was unreachable; it runs on the "
+        "renewer thread, which would die with it: log the error and keep going."
+        if errors
+        else "",
+    )
+
+
+@pytest.mark.grade(
+    points=2,
+    note=f"{NOTE}#claim-outlives-tick",
+    hint="Keep the claim until fire_time + 2*MAX_CLOCK_SKEW_SECONDS + MISFIRE_GRACE_SECONDS: "
+    "a slow instance may still run the tick that late, within its misfire grace.",
+    spec=("claim-outlives-tick",),
+)
+def test_claim_outlives_a_late_run_within_the_misfire_grace(target: Target) -> None:
+    module = _load(target)
+    # a is 5 s fast and runs 12:00:10 at true 12:00:05; c is 5 s slow and paused around its
+    # fire time, so it runs 12:00:10 8 s late (within the 10 s grace) at true 12:00:23.
+    with Fleet(module, T0, (5.0, 0.0, -5.0), lease_seconds=1.0, body=_quick_job()) as fleet:
+        fleet.pause("c", datetime(2026, 3, 2, 12, 0, 14, 500_000, tzinfo=UTC), 8.5)
+        fleet.run_for(60)
+        ticks = fleet.ticks_between(TICK, T0 + timedelta(seconds=50))
+        _no_duplicates(
+            fleet,
+            ticks,
+            "The slow instance ran 12:00:10 late but within its misfire grace: the claim must "
+            "still be there (2 skews + grace after the fire time, on the holder's clock).",
+        )
+
+
+@pytest.mark.grade(
+    points=2,
+    note=f"{NOTE}#crashed-holder",
+    hint="Keep the claim in a finally: after the run, whether func returned or raised.",
+    spec=("failed-run-keeps-claim",),
+)
+def test_a_tick_whose_job_raised_is_not_run_again(target: Target) -> None:
+    module = _load(target)
+    failing = datetime(2026, 3, 2, 12, 0, 30, tzinfo=UTC)
+
+    def job(fleet: Fleet, instance: Instance, tick: datetime, token: int) -> None:
+        if as_utc(tick) == failing:
+            raise RuntimeError("the report service answered 500")
+
+    with Fleet(module, T0, (3.0, 0.0, -3.0), body=job) as fleet:
+        fleet.run_for(80)
+        ticks = fleet.ticks_between(TICK, T0 + timedelta(seconds=75))
+        _no_duplicates(
+            fleet,
+            ticks,
+            "The job raised on 12:00:30; the slower instances must not run that tick again "
+            "(a released claim turns one failure into a duplicate).",
+        )
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#redis-down",
+    hint="logger.warning(...) for each skipped tick: an outage must be visible in the logs.",
+    spec=("skips-reported",),
+)
+def test_each_skipped_tick_is_logged_as_a_warning(
+    target: Target, caplog: pytest.LogCaptureFixture
+) -> None:
+    module = _load(target)
+    caplog.set_level(logging.DEBUG)
+    with _redis_down_fleet(module) as fleet:
+        fleet.run_for(120)
+        skips = sum(len(i.coordinator.skipped) for i in fleet.instances)
+    warnings = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and not r.name.startswith("apscheduler")
+    ]
+    expect(
+        skips and len(warnings) >= skips,
+        f"{skips} ticks were skipped while Redis was down, but only {len(warnings)} "
+        "WARNING (or higher) records were logged: log each skip as a warning.",
+    )
+
+
+@pytest.mark.grade(
+    points=2,
+    note=f"{NOTE}#redis-down",
+    hint="Write the skip with HSETNX: a tick another instance ran stays 'done'.",
+    spec=("skips-recorded",),
+)
+def test_a_late_skip_never_overwrites_a_done_tick(target: Target) -> None:
+    module = _load(target)
+    with Fleet(module, T0, (0.0, 0.0), scheduler=False) as fleet:
+        a, b = fleet.instances
+        b_client = b.client
+        assert b_client is not None
+        for tick in (TICK, TICK + timedelta(seconds=10)):
+            fleet.true_now = tick
+            fleet.clock.set(tick)
+            a.coordinator.run_tick(JOB, tick, lambda fire_time, token: None)
+            if tick == TICK:
+                b_client.alive = False  # b cannot reach Redis for this tick only
+                b.coordinator.run_tick(JOB, tick, lambda fire_time, token: None)
+                b_client.alive = True
+            else:  # Redis is back for b: it writes its skip now
+                b.coordinator.run_tick(JOB, tick, lambda fire_time, token: None)
+        report = {
+            t.astimezone(UTC): st for t, st in module.tick_report(fleet.client(), JOB).items()
+        }
+    expect_equal(
+        report.get(TICK),
+        "done",
+        "tick_report()[12:00:10]: a ran it; b could not reach Redis and wrote its skip later",
+        "A skip is written once Redis is back, but never over a tick another instance ran.",
+    )
 
 
 @pytest.mark.grade(
