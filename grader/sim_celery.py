@@ -298,3 +298,96 @@ def queued_messages(app: Celery, queues: Iterable[str]) -> list[dict[str, Any]]:
                 )
             queue.close()
     return found
+
+
+class ReclaimedAfterGet:
+    """A Redis client whose key changes hands right after the failure path GETs it.
+
+    Once ``armed`` (deliver() is raising), the first GET of ``key`` through this client (or
+    through one of its pipelines) returns what Redis holds, then the key is
+    given to another delivery: as if this attempt's claim expired and a redelivery claimed
+    the key between this GET and the next command. A DEL sent next frees the other claim;
+    a Lua script (EVAL, EVALSHA, register_script) runs its GET and its DEL as one step in
+    Redis, and a WATCH/MULTI transaction aborts (WatchError) when the watched key changed.
+    """
+
+    def __init__(self, client: Any, key: str, other: str, ttl: int) -> None:
+        self._client = client
+        self._key = key
+        self._other = other
+        self._ttl = ttl
+        self.armed = False
+        self.swapped = False
+
+    def is_get_of_key(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """Whether this call (``get(key)`` or ``execute_command("GET", key)``) reads the key."""
+        if name == "execute_command":
+            if not args or str(args[0]).upper() != "GET":
+                return False
+            args = args[1:]
+        names = [*args, kwargs.get("name")]
+        return any(n in (self._key, self._key.encode()) for n in names)
+
+    def after_get(self) -> None:
+        """Hand the key to another delivery, once, if armed."""
+        if self.armed and not self.swapped:
+            self.swapped = True
+            self._client.set(self._key, self._other, ex=self._ttl)
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if name == "pipeline":
+            return lambda *a, **k: _ReclaimedAfterGetPipeline(attribute(*a, **k), self)
+        if name not in ("get", "execute_command"):
+            return attribute
+
+        def command(*args: Any, **kwargs: Any) -> Any:
+            result = attribute(*args, **kwargs)
+            if self.is_get_of_key(name, args, kwargs):
+                self.after_get()
+            return result
+
+        return command
+
+
+class _ReclaimedAfterGetPipeline:
+    """A pipeline of `ReclaimedAfterGet`: a GET of the key hands it over once it has run.
+
+    In WATCH mode a GET runs at once; a queued GET has run after ``execute()``.
+    """
+
+    def __init__(self, pipeline: Any, owner: ReclaimedAfterGet) -> None:
+        self._pipeline = pipeline
+        self._owner = owner
+        self._queued_get = False
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        result = self._pipeline.execute(*args, **kwargs)
+        if self._queued_get:
+            self._queued_get = False
+            self._owner.after_get()
+        return result
+
+    def __enter__(self) -> _ReclaimedAfterGetPipeline:
+        self._pipeline.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> Any:
+        return self._pipeline.__exit__(*exc)
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._pipeline, name)
+        if not callable(attribute):
+            return attribute
+
+        def command(*args: Any, **kwargs: Any) -> Any:
+            result = attribute(*args, **kwargs)
+            reads_key = self._owner.is_get_of_key(name, args, kwargs)
+            if result is self._pipeline:  # queued: it runs in execute()
+                self._queued_get = self._queued_get or reads_key
+                return self
+            if reads_key:
+                self._owner.after_get()
+            return result
+
+        return command

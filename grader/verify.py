@@ -74,7 +74,7 @@ def public_api(source: str) -> dict[str, str]:
         elif isinstance(node, ast.Assign | ast.AnnAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for name in (t.id for t in targets if isinstance(t, ast.Name)):
-                if name.isupper() and node.value is not None:
+                if name.isupper() and not name.startswith("_") and node.value is not None:
                     api[name] = ast.unparse(node.value)
     return api
 

@@ -23,6 +23,8 @@ def test_api_differences_compare_names_signatures_and_constants() -> None:
     same = "X = 5\ndef f(a: int) -> int:\n    raise NotImplementedError\n"
     other = "X = 6\ndef f(a: str) -> int:\n    raise NotImplementedError\n"
     assert api_differences(same, solution) == []
+    private = "_LUA = 'x'\n" + solution
+    assert api_differences(same, private) == [], "private constants are the solution's own"
     problems = api_differences(other, solution)
     assert len(problems) == 2 and "'X' differs" in problems[0] and "'f' differs" in problems[1]
 

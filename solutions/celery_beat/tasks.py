@@ -10,7 +10,11 @@ What it teaches (notes/07c_celery_beat_intro.md, notes/07d_celery_beat_advanced.
       is reported once, by ``AlertingTask.on_failure``;
     * ``notify`` is idempotent: with ``acks_late`` a message can be delivered twice (a
       worker crash, the visibility timeout), so an idempotency key in Redis, claimed with
-      SET NX before delivering, makes the second delivery a no-op;
+      SET NX before delivering, makes the second delivery a no-op; the claim's value is a
+      random token of this attempt, and a failed attempt frees the key only while it still
+      holds that token (compare-and-delete in one Lua script, the lock rule of
+      notes/07e_best_practices.md): a slow attempt whose claim expired never frees the
+      claim another delivery took since;
     * soft and hard time limits: the soft one raises SoftTimeLimitExceeded inside the task,
       the hard one kills the worker process.
 
@@ -23,6 +27,7 @@ How to run (Redis on localhost:6379, or set the variables above):
 import logging
 import os
 import time
+import uuid
 from typing import Any
 
 import beat_config
@@ -52,6 +57,16 @@ NOTIFY_TIME_LIMIT = 30
 
 logger = logging.getLogger(__name__)
 
+# Compare-and-delete: free the idempotency claim only if it still holds this attempt's
+# token, in one step inside Redis. A GET, a comparison in Python, then a DEL is not
+# enough: they are two commands, and between them the claim can expire and another
+# delivery claim the key; the DEL would then free *its* claim, and a third delivery could
+# run too. A Lua script runs atomically: no other command runs between its GET and its DEL.
+_RELEASE_CLAIM_LUA = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
 
 class TransientError(Exception):
     """A failure worth retrying: the provider timed out, was rate-limited, was unreachable."""
@@ -71,6 +86,12 @@ def get_redis() -> redis.Redis:
     """A client for the application's Redis (REDIS_URL, read at call time)."""
     url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
     return redis.Redis.from_url(url, decode_responses=True)
+
+
+def _release_claim(client: redis.Redis, key: str, token: str) -> bool:
+    """Delete ``key`` if it still holds ``token`` (atomically); True if it was deleted."""
+    release = client.register_script(_RELEASE_CLAIM_LUA)  # EVALSHA, EVAL if not cached
+    return bool(release(keys=[key], args=[token]))
 
 
 def deliver(user_id: int, message: str) -> None:
@@ -140,14 +161,19 @@ def notify(self: Task, notification_id: str, user_id: int, message: str) -> str:
     key = f"{IDEMPOTENCY_KEY_PREFIX}{notification_id}"
     # Claim the key atomically: a second delivery of the same message finds it taken. The
     # claim lives as long as the hard time limit: if this worker dies mid-delivery, a
-    # redelivery (after the visibility timeout, which is longer) can claim it again.
-    if not client.set(key, "in-progress", nx=True, ex=NOTIFY_TIME_LIMIT):
+    # redelivery (after the visibility timeout, which is longer) can claim it again. Its
+    # value is a token of this attempt alone, so that only this attempt can free it.
+    token = uuid.uuid4().hex
+    if not client.set(key, token, nx=True, ex=NOTIFY_TIME_LIMIT):
         logger.info("notification %s already handled, skipping", notification_id)
         return "duplicate"
     try:
         deliver(user_id, message)
     except BaseException:
-        client.delete(key)  # not delivered: free the claim so the retry can deliver it
+        # Not delivered: free the claim so the retry can deliver it, unless it expired
+        # meanwhile and is another delivery's now (compare-and-delete, see above).
+        if not _release_claim(client, key, token):
+            logger.warning("claim of notification %s expired during delivery", notification_id)
         raise
     client.set(key, "sent", ex=IDEMPOTENCY_TTL_SECONDS)  # remember it for a week
     client.incr(SENT_COUNTER_KEY)

@@ -166,8 +166,15 @@ def notify(self: Task, notification_id: str, user_id: int, message: str) -> str:
     (the notification, not the Celery task id) (#key-per-notification) atomically, in
     one SET NX command (#claim-atomically), with an expiry (#claim-expires), before
     delivering; if it was already claimed, return "duplicate" without delivering
-    (#duplicate-not-delivered). If deliver() raises (SoftTimeLimitExceeded included),
-    delete the key before re-raising, so the retry can claim it (#release-claim-on-error).
+    (#duplicate-not-delivered). The claim's value is a token unique to this attempt
+    (``uuid.uuid4().hex``): a retry, or another notification, never claims with the
+    same value (#claim-token). If deliver() raises (SoftTimeLimitExceeded included),
+    release the claim before re-raising, so the retry can claim it
+    (#release-claim-on-error). Release only this attempt's own claim: a slow delivery's
+    claim can expire and be claimed by another delivery, so delete the key only if it
+    still holds this attempt's token, in one atomic step (compare-and-delete: one Lua
+    script, e.g. with ``client.register_script``); a GET followed by a DEL is two
+    commands, and the key can change hands between them (#release-only-own-claim).
     After a delivery keep the key for IDEMPOTENCY_TTL_SECONDS (#key-kept-after-delivery)
     and increment SENT_COUNTER_KEY, once per delivery that succeeded
     (#count-deliveries).

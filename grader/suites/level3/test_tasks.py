@@ -28,6 +28,7 @@ from grader.drawing import deterministic
 from grader.feedback import GradingFailure, expect, expect_equal
 from grader.sim_celery import (
     Interleaved,
+    ReclaimedAfterGet,
     TaskRun,
     controlled_jitter,
     fake_redis,
@@ -609,8 +610,8 @@ def test_the_alert_names_the_task_and_its_args(target: Target) -> None:
 @pytest.mark.grade(
     points=2,
     note=f"{NOTE_D}#idempotency",
-    hint="If deliver() raises, delete the idempotency key before re-raising, so the retry "
-    "can claim it again.",
+    hint="If deliver() raises, release the claim (delete the key if it still holds this "
+    "attempt's token) before re-raising, so the retry can claim it again.",
     timeout=10,
     spec=("release-claim-on-error",),
 )
@@ -737,8 +738,8 @@ def test_a_concurrent_redelivery_delivers_once(target: Target) -> None:
 @pytest.mark.grade(
     points=1,
     note=f"{NOTE_D}#idempotency",
-    hint="client.set(key, 'in-progress', nx=True, ex=NOTIFY_TIME_LIMIT): if the worker is "
-    "killed mid-delivery, the claim expires and a redelivery can claim it.",
+    hint="client.set(key, token, nx=True, ex=NOTIFY_TIME_LIMIT): if the worker is killed "
+    "mid-delivery, the claim expires and a redelivery can claim it.",
     timeout=10,
     spec=("claim-expires",),
 )
@@ -762,6 +763,129 @@ def test_the_claim_has_an_expiry_while_delivering(target: Target) -> None:
         "claim without expiry outlives a worker killed by the hard time limit (no `finally` "
         "runs): the notification is then blocked for ever.",
     )
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE_D}#idempotency-token",
+    hint="token = uuid.uuid4().hex, drawn in each run of notify, then client.set(key, token, "
+    "nx=True, ex=NOTIFY_TIME_LIMIT): never a constant like 'in-progress', never the task id "
+    "(a retry keeps it).",
+    timeout=10,
+    spec=("claim-token",),
+)
+def test_each_attempt_claims_with_its_own_token(target: Target) -> None:
+    module = target.load(FILE)
+    with _world(module) as (provider, redis, _bounds):
+        claims: list[str | None] = []
+        keys: list[str] = []
+        record = provider.deliver
+
+        def deliver(*args: Any, **kwargs: Any) -> None:
+            claims.append(redis.get(keys[-1]))
+            record(*args, **kwargs)
+
+        with mock.patch.object(module, "deliver", deliver):
+            provider.failures = [module.TransientError("timeout")]
+            for notification in ("n-token-a", "n-token-b"):
+                keys.append(f"{module.IDEMPOTENCY_KEY_PREFIX}{notification}")
+                _notify(module, notification)
+    expect_equal(len(claims), 3, "deliver() calls (n-token-a twice: it is retried once)")
+    expect(
+        None not in claims and len(set(claims)) == len(claims),
+        f"Values of the idempotency key while deliver() ran: {claims} (n-token-a's first "
+        "attempt, its retry, then n-token-b). Each attempt must claim with a token of its own, "
+        "drawn when it runs (uuid.uuid4().hex): with a constant ('in-progress'), or a value "
+        "made from the task id (a retry keeps it), nothing tells this attempt's claim from "
+        "another delivery's, so a release can free a claim that is not its own.",
+    )
+
+
+@pytest.mark.grade(
+    points=2,
+    note=f"{NOTE_D}#idempotency-token",
+    hint="On error, delete the key only if it still holds this attempt's token: a Lua "
+    "compare-and-delete (client.register_script(...)(keys=[key], args=[token])). A plain "
+    "DELETE frees whatever claim is there.",
+    timeout=10,
+    spec=("release-only-own-claim",),
+)
+def test_a_failed_attempt_leaves_a_newer_claim_alone(target: Target) -> None:
+    module = target.load(FILE)
+    key = f"{module.IDEMPOTENCY_KEY_PREFIX}n-expired"
+    other = "token-of-another-delivery"
+    with _world(module) as (provider, redis, _bounds):
+
+        def slow_deliver(*args: Any, **kwargs: Any) -> None:
+            provider.deliveries.append(args)
+            # This attempt was slower than its claim: the claim expired, a redelivery of the
+            # same notification claimed the key and is delivering now; then this one fails.
+            redis.delete(key)
+            redis.set(key, other, ex=module.NOTIFY_TIME_LIMIT)
+            raise ValueError("provider rejected the message")
+
+        with mock.patch.object(module, "deliver", slow_deliver):
+            run = _notify(module, "n-expired")
+        left, ttl = redis.get(key), redis.ttl(key)
+    expect_equal(len(provider.deliveries), 1, "deliver() calls (ValueError is not retried)")
+    expect_equal(
+        (run.state, left, ttl > 0),
+        ("FAILURE", other, True),
+        "(final state, value of the key, key still expires) after an attempt whose claim "
+        "expired during deliver() and was claimed by another delivery, then deliver() raised",
+        "The failed attempt freed the other delivery's claim: a third delivery of the same "
+        "notification can now claim the key and send it again. Release with compare-and-"
+        "delete: delete the key only if it still holds this attempt's token.",
+    )
+
+
+@pytest.mark.grade(
+    points=2,
+    note=f"{NOTE_D}#idempotency-token",
+    hint="GET, compare, then DEL is two commands: the claim can expire and be taken in "
+    "between. Compare and delete in one Lua script: if redis.call('get', KEYS[1]) == "
+    "ARGV[1] then return redis.call('del', KEYS[1]) end return 0.",
+    timeout=10,
+    spec=("release-only-own-claim",),
+)
+def test_the_release_compares_and_deletes_in_one_step(target: Target) -> None:
+    module = target.load(FILE)
+    key = f"{module.IDEMPOTENCY_KEY_PREFIX}n-between"
+    other = "token-of-another-delivery"
+    with _world(module) as (provider, redis, _bounds):
+        racing = ReclaimedAfterGet(redis, key, other, module.NOTIFY_TIME_LIMIT)
+
+        def failing_deliver(*args: Any, **kwargs: Any) -> None:
+            provider.deliveries.append(args)
+            racing.armed = True  # from here on, a GET of the key lets another delivery in
+            raise ValueError("provider rejected the message")
+
+        with (
+            mock.patch.object(module, "get_redis", lambda: racing),
+            mock.patch.object(module, "deliver", failing_deliver),
+        ):
+            run = _notify(module, "n-between")
+        left = redis.get(key)
+    expect_equal(len(provider.deliveries), 1, "deliver() calls (ValueError is not retried)")
+    if racing.swapped:
+        expect_equal(
+            (run.state, left),
+            ("FAILURE", other),
+            "(final state, value of the key) when the claim expires and another delivery "
+            "claims the key right after the failed attempt's GET of it",
+            "The release read the key (GET), found its own token, and deleted the key in a "
+            "second command; in between, the claim changed hands, so the DEL freed another "
+            "delivery's claim. Compare and delete in one step: a Lua script "
+            "(client.register_script(...) or client.eval(...)).",
+        )
+    else:
+        expect_equal(
+            (run.state, left),
+            ("FAILURE", None),
+            "(final state, value of the key) after deliver() raised",
+            "The failed attempt must release its own claim (compare-and-delete), so the "
+            "retry or a redelivery can claim the key.",
+        )
 
 
 @pytest.mark.grade(

@@ -1,7 +1,9 @@
-"""Correct: notify's retry/alert/time-limit options live as class attributes of a Task subclass."""
+"""Correct: notify's retry/alert/time-limit options live as class attributes of a Task subclass;
+the claim is a secrets token, released by EVAL of an inline Lua compare-and-delete."""
 
 import logging
 import os
+import secrets
 import time
 from typing import Any
 
@@ -120,14 +122,22 @@ def notify(self: Task, notification_id: str, user_id: int, message: str) -> str:
     """Deliver one notification with ``deliver(user_id, message)``, at most once."""
     client = get_redis()
     key = IDEMPOTENCY_KEY_PREFIX + notification_id
-    claimed = client.set(key, f"in-progress:{self.request.id}", nx=True, ex=NOTIFY_TIME_LIMIT)
+    mine = secrets.token_urlsafe(18)
+    claimed = client.set(key, mine, nx=True, ex=NOTIFY_TIME_LIMIT)
     if not claimed:
         logger.info("notification %s already handled: skipped", notification_id)
         return "duplicate"
     try:
         deliver(user_id, message)
     except BaseException:
-        client.delete(key)
+        # one EVAL: Redis runs the script without interleaving another client's command
+        client.eval(
+            "local v = redis.call('GET', KEYS[1]) "
+            "if v == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 else return 0 end",
+            1,
+            key,
+            mine,
+        )
         raise
     client.set(key, "sent", ex=IDEMPOTENCY_TTL_SECONDS)
     client.incr(SENT_COUNTER_KEY)

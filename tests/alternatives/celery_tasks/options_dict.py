@@ -1,9 +1,11 @@
-"""Correct: settings and notify's decorator options gathered in dicts; claim kept with EXPIRE."""
+"""Correct: settings and notify's decorator options gathered in dicts; claim kept with EXPIRE;
+the claim released by an optimistic WATCH/MULTI transaction."""
 
 import logging
 import os
 import time
 from typing import Any
+from uuid import uuid4
 
 import beat_config
 import redis
@@ -107,17 +109,38 @@ def daily_report() -> dict[str, int]:
     return stats
 
 
+def _drop_if_mine(r: redis.Redis, claim: str, token: str) -> None:
+    """DEL ``claim`` only while it holds ``token``: WATCH, compare, then MULTI/DEL/EXEC.
+
+    If the claim changes between the GET and EXEC, EXEC aborts (WatchError): look again.
+    """
+    with r.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(claim)
+                if pipe.get(claim) != token:
+                    pipe.unwatch()
+                    return
+                pipe.multi()
+                pipe.delete(claim)
+                pipe.execute()
+                return
+            except redis.WatchError:
+                continue
+
+
 @app.task(bind=True, base=AlertingTask, name="cronkata.notify", **_NOTIFY_OPTIONS)
 def notify(self: Task, notification_id: str, user_id: int, message: str) -> str:
     """Deliver one notification with ``deliver(user_id, message)``, at most once."""
     r = get_redis()
     claim = f"{IDEMPOTENCY_KEY_PREFIX}{notification_id}"
-    if r.set(claim, "claimed", ex=NOTIFY_TIME_LIMIT, nx=True) is None:
+    token = str(uuid4())
+    if r.set(claim, token, ex=NOTIFY_TIME_LIMIT, nx=True) is None:
         return "duplicate"
     try:
         deliver(user_id, message)
     except Exception:
-        r.delete(claim)
+        _drop_if_mine(r, claim, token)
         raise
     pipe = r.pipeline(transaction=True)
     pipe.expire(claim, IDEMPOTENCY_TTL_SECONDS)

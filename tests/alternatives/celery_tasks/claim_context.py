@@ -1,0 +1,175 @@
+"""Correct: the claim is a context manager; the release EVALSHAs a loaded compare-and-delete."""
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import beat_config
+import redis
+from celery import Celery, Task
+from redis.exceptions import NoScriptError
+
+DEFAULT_BROKER_URL = "redis://localhost:6379/0"
+DEFAULT_RESULT_BACKEND = "redis://localhost:6379/1"
+DEFAULT_REDIS_URL = "redis://localhost:6379/2"
+TASK_ROUTES = {
+    "cronkata.notify": {"queue": "notifications"},
+    "cronkata.cleanup": {"queue": "maintenance"},
+    "cronkata.daily_report": {"queue": "maintenance"},
+}
+
+SESSIONS_KEY = "cronkata:sessions"
+SESSION_MAX_AGE_SECONDS = 3600
+SENT_COUNTER_KEY = "cronkata:notifications:sent"
+IDEMPOTENCY_KEY_PREFIX = "cronkata:notify:"
+IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
+
+NOTIFY_MAX_RETRIES = 6
+NOTIFY_BACKOFF_FACTOR = 2
+NOTIFY_BACKOFF_MAX_SECONDS = 30
+NOTIFY_SOFT_TIME_LIMIT = 20
+NOTIFY_TIME_LIMIT = 30
+
+logger = logging.getLogger(__name__)
+_release_source = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
+
+
+class TransientError(Exception):
+    """A failure worth retrying: the provider timed out, was rate-limited, was unreachable."""
+
+
+app = Celery("cronkata")
+app.config_from_object(beat_config)  # timezone and beat_schedule: one source of truth
+app.conf.update(
+    broker_url=os.environ.get("CELERY_BROKER_URL", DEFAULT_BROKER_URL),
+    result_backend=os.environ.get("CELERY_RESULT_BACKEND", DEFAULT_RESULT_BACKEND),
+    task_routes=TASK_ROUTES,
+    result_expires=24 * 3600,
+)
+
+
+def get_redis() -> redis.Redis:
+    """A client for the application's Redis (REDIS_URL, read at call time)."""
+    url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
+    return redis.Redis.from_url(url, decode_responses=True)
+
+
+@contextmanager
+def _claim(client: redis.Redis, key: str) -> Iterator[bool]:
+    """Claim ``key`` for this attempt; on an error inside, free it if it is still ours."""
+    token = f"{uuid.uuid4().hex}-{os.getpid()}"
+    won = bool(client.set(key, token, nx=True, ex=NOTIFY_TIME_LIMIT))
+    try:
+        yield won
+    except BaseException:
+        if won:
+            _delete_if_equal(client, key, token)
+        raise
+
+
+def _delete_if_equal(client: redis.Redis, key: str, token: str) -> None:
+    """EVALSHA the compare-and-delete script, loading it first if Redis does not know it."""
+    sha = client.script_load(_release_source)
+    try:
+        client.evalsha(sha, 1, key, token)
+    except NoScriptError:  # flushed between the two calls
+        client.eval(_release_source, 1, key, token)
+
+
+def deliver(user_id: int, message: str) -> None:
+    """Hand one notification to the provider (here: a log line standing in for an HTTP call)."""
+    logger.info("delivering to user %s: %s", user_id, message)
+
+
+def send_alert(text: str) -> None:
+    """Page a human (here: an ERROR log line standing in for a pager or a chat message)."""
+    logger.error("ALERT: %s", text)
+
+
+class AlertingTask(Task):
+    """A task base class that raises an alert when a task fails for good."""
+
+    def on_failure(
+        self,
+        exc: BaseException,
+        task_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        einfo: Any,
+    ) -> None:
+        """Called once per task, after the last attempt failed (never for a retry)."""
+        send_alert(
+            f"{self.name}[{task_id}] failed after {self.request.retries} retries: {exc!r} "
+            f"(args={args!r}, kwargs={kwargs!r})"
+        )
+
+
+@app.task(name="cronkata.cleanup")
+def cleanup(max_age_seconds: int = SESSION_MAX_AGE_SECONDS) -> int:
+    """Remove sessions idle for more than ``max_age_seconds``; return how many were removed."""
+    cutoff = time.time() - max_age_seconds
+    removed = int(get_redis().zremrangebyscore(SESSIONS_KEY, "-inf", f"({cutoff}"))
+    logger.info("cleanup removed %d session(s) idle for more than %d s", removed, max_age_seconds)
+    return removed
+
+
+@app.task(name="cronkata.daily_report")
+def daily_report() -> dict[str, int]:
+    """Count the live sessions and the notifications sent so far; log and return them."""
+    client = get_redis()
+    report = {
+        "sessions": int(client.zcard(SESSIONS_KEY)),
+        "notifications_sent": int(client.get(SENT_COUNTER_KEY) or 0),
+    }
+    logger.info("daily report: %s", report)
+    return report
+
+
+@app.task(
+    bind=True,
+    base=AlertingTask,
+    name="cronkata.notify",
+    autoretry_for=(TransientError,),
+    retry_backoff=NOTIFY_BACKOFF_FACTOR,
+    retry_backoff_max=NOTIFY_BACKOFF_MAX_SECONDS,
+    retry_jitter=True,
+    max_retries=NOTIFY_MAX_RETRIES,
+    soft_time_limit=NOTIFY_SOFT_TIME_LIMIT,
+    time_limit=NOTIFY_TIME_LIMIT,
+)
+def notify(self: Task, notification_id: str, user_id: int, message: str) -> str:
+    """Deliver one notification at most once; return "sent", or "duplicate" if already done."""
+    client = get_redis()
+    key = IDEMPOTENCY_KEY_PREFIX + notification_id
+    with _claim(client, key) as won:
+        if not won:
+            logger.info("skipping %s: claimed or sent already", notification_id)
+            return "duplicate"
+        deliver(user_id, message)
+    client.set(key, "sent", ex=IDEMPOTENCY_TTL_SECONDS)
+    client.incr(SENT_COUNTER_KEY)
+    return "sent"
+
+
+@app.task(name="cronkata.add")
+def add(x: int, y: int) -> int:
+    """Return ``x + y`` (a building block for chains)."""
+    return x + y
+
+
+@app.task(name="cronkata.square")
+def square(x: int) -> int:
+    """Return ``x * x`` (a building block for groups and chords)."""
+    return x * x
+
+
+@app.task(name="cronkata.total")
+def total(values: list[int]) -> int:
+    """Return the sum of ``values`` (a chord callback: it receives the group's results)."""
+    return sum(values)
