@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +38,20 @@ class ChildSetup:
     watch: Callable[[], dict[str, str]] | None  # the integrity fingerprint to take afterwards
 
 
-def leaked_threads() -> list[threading.Thread]:
-    """Non-daemon threads still alive besides the main thread: they would hang an exit."""
+def leaked_threads(grace: float = 0.5) -> list[threading.Thread]:
+    """Non-daemon threads besides the main thread still alive after ``grace`` seconds:
+    they would hang an exit.
+
+    Threads told to stop may need a moment to end (AnyIO's worker threads end just after
+    TestClient closes its portal): Python waits for them at exit too, so one that ends
+    within the grace is not a leak.
+    """
     main = threading.main_thread()
-    return [t for t in threading.enumerate() if t is not main and t.is_alive() and not t.daemon]
+    deadline = time.monotonic() + grace
+    alive = [t for t in threading.enumerate() if t is not main and t.is_alive() and not t.daemon]
+    for thread in alive:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [t for t in alive if t.is_alive()]
 
 
 def _redirect_output(path: Path) -> None:

@@ -82,9 +82,6 @@ def spawn(
     secret = channel.new_key()  # drawn after the fork: not in the child's memory image
     parent_end.sendall(secret)
     parent_end.setblocking(False)
-    if box is not None:  # the child enters by itself too; this closes the race either way
-        with contextlib.suppress(OSError):
-            box.enter(pid)
     try:
         pidfd: int | None = os.pidfd_open(pid)
     except (AttributeError, OSError):
