@@ -133,6 +133,17 @@ def _wait(running: dict[int, Spawned], seconds: float) -> None:
             inboxes[fd].pull()
 
 
+def _next_startable(
+    pending: list[tuple[Hashable, Callable[[], object], float]],
+    waits: Callable[[Hashable], bool] | None,
+) -> int | None:
+    """Index in ``pending`` (reversed: the next is last) of the next work free to start."""
+    for position in range(len(pending) - 1, -1, -1):
+        if waits is None or not waits(pending[position][0]):
+            return position
+    return None
+
+
 def run_many(
     works: Iterable[Work],
     parallel: int = 1,
@@ -140,11 +151,14 @@ def run_many(
     watch: Callable[[], dict[str, str]] | None = None,
     wanted: Callable[[Hashable], bool] | None = None,
     on_result: Callable[[Hashable, ChildResult], None] | None = None,
+    waits: Callable[[Hashable], bool] | None = None,
 ) -> dict[Hashable, ChildResult]:
     """Run each ``(key, work, timeout)`` in its own forked child, ``parallel`` at a time.
 
     ``wanted(key)`` is asked just before a work would start (False: it is left out of the
-    results); ``on_result(key, result)`` is called as each child is judged.
+    results); ``on_result(key, result)`` is called as each child is judged. A work for
+    which ``waits(key)`` is True now is passed over until it is not (the works after it
+    start first); it must turn False once some running child has been judged.
 
     A work's result must be JSON-serialisable; it comes back signed, down a socket. A child
     that dies, exits early, forges its result, outlives its timeout or (with ``watch``,
@@ -166,7 +180,12 @@ def run_many(
         with reaper.interruptible():
             while pending or running:
                 while pending and len(running) < max(1, parallel):
-                    key, work, timeout = pending.pop()
+                    position = _next_startable(pending, waits)
+                    if position is None and running:
+                        break  # every pending work waits for a running one
+                    if position is None:  # waiting with nothing running: never wait for ever
+                        position = len(pending) - 1
+                    key, work, timeout = pending.pop(position)
                     if wanted is not None and not wanted(key):
                         continue
                     child = spawn(key, work, timeout, limits, folder, index, watch)
