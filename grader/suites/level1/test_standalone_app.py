@@ -17,7 +17,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -34,14 +33,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from grader.feedback import expect, expect_equal, expect_fire_times, fail
 from grader.sim_apscheduler import simulate
 from grader.targets import Target
-from grader.testing import environment, machine_zone
+from grader.testing import ForkedPython, environment, machine_zone
 
 NOTE = "07a_ap_scheduler_intro.md"
 FILE = "apscheduler/standalone_app.py"
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 EXIT_BOUND = 4.0  # seconds from the signal to the exit that the tests wait
 PROMPT_EXIT = 3.0  # ... and within which an idle process must have exited (a 10 s poll misses it)
-READY_TIMEOUT = 10.0
+READY_TIMEOUT = 5.0  # a forked process logs 'started' within milliseconds of its start
 SLOW_JOB_SECONDS = 0.6
 
 BOOTSTRAP = r"""
@@ -144,13 +143,7 @@ def run_script(target: Target, sig: signal.Signals, tmp_path: Path, slow_job: bo
     }
     if slow_job:
         env["CRONKATA_SLOW_JOB"] = str(SLOW_JOB_SECONDS)
-    process = subprocess.Popen(
-        [sys.executable, "-c", BOOTSTRAP],
-        cwd=script.parent,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
+    process = ForkedPython(BOOTSTRAP, cwd=script.parent, env=env)
     out: list[bytes] = []
     err: list[bytes] = []
     pumps = [
