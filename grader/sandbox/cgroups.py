@@ -21,6 +21,7 @@ import itertools
 import logging
 import os
 import signal
+import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -159,18 +160,32 @@ class CgroupBox:
                 found |= {int(p) for p in (folder / "cgroup.procs").read_text().split()}
         return found
 
-    def kill(self) -> None:
-        """SIGKILL everything in the box (repeated until nothing is left to fork)."""
+    def kill(self, unreaped: int | None = None) -> None:
+        """SIGKILL everything in the box (repeated until nothing is left to fork).
+
+        ``unreaped``: a pid that is left for its caller to reap (the graded child, whose
+        exit status the caller reads).
+        """
         if self.version == 2:
             with contextlib.suppress(OSError):
                 (self.folders[0] / "cgroup.kill").write_text("1")
-        for _ in range(100):
+        for attempt in range(100):
             alive = self.pids()
             if not alive:
                 return
             for pid in alive:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
+            # A killed process stays in the box until it is reaped. Those whose parent died
+            # were re-parented to this grader (a subreaper): reap them here, or the box
+            # never empties (a fork bomb's 64 zombies kept every retry busy for seconds).
+            for pid in alive - {unreaped}:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+            if attempt:
+                time.sleep(0.001)  # the rest are exiting; their parents reap them
+            if alive == {unreaped}:
+                return  # only the caller's own child is left, and the caller reaps it
 
     def hit_memory_limit(self) -> bool:
         """Whether the kernel refused memory to, or OOM-killed, something in the box."""

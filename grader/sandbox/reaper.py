@@ -49,9 +49,9 @@ def die_with_parent() -> None:
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def children_of(pid: int) -> set[int]:
-    """Processes whose parent is ``pid`` (from /proc; empty where there is no /proc)."""
-    found = set()
+def process_tree() -> dict[int, set[int]]:
+    """Every process's children, from one pass over /proc (empty where there is none)."""
+    tree: dict[int, set[int]] = {}
     for entry in Path("/proc").glob("[0-9]*"):
         try:
             stat = (entry / "stat").read_text()
@@ -59,13 +59,19 @@ def children_of(pid: int) -> set[int]:
             continue
         # The command name (field 2) may hold spaces and parentheses: split after it.
         fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 1 and int(fields[1]) == pid:
-            found.add(int(entry.name))
-    return found
+        if len(fields) > 1:
+            tree.setdefault(int(fields[1]), set()).add(int(entry.name))
+    return tree
 
 
-def kill_tree(pid: int) -> None:
-    """SIGKILL a process and every descendant /proc shows (children first found)."""
+def children_of(pid: int) -> set[int]:
+    """Processes whose parent is ``pid``."""
+    return process_tree().get(pid, set())
+
+
+def kill_tree(pid: int, tree: dict[int, set[int]] | None = None) -> None:
+    """SIGKILL a process and every descendant in ``tree`` (default: /proc now)."""
+    tree = process_tree() if tree is None else tree
     pending = [pid]
     seen: set[int] = set()
     while pending:
@@ -73,7 +79,7 @@ def kill_tree(pid: int) -> None:
         if current in seen:
             continue
         seen.add(current)
-        pending.extend(children_of(current))
+        pending.extend(tree.get(current, ()))
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(current, signal.SIGKILL)
 
@@ -82,15 +88,18 @@ def kill_orphans(keep: set[int]) -> list[int]:
     """Kill and reap this process's children that are not in ``keep``; returns their pids.
 
     Called at the end of a run with the children the grader had before it: whatever else
-    is a child now was re-parented here (or forked and forgotten) during the run.
+    is a child now was re-parented here (or forked and forgotten) during the run. /proc is
+    read once per round, not once per process (a fork bomb leaves a thousand).
     """
     killed = []
     for _ in range(20):
-        extra = children_of(os.getpid()) - keep
+        tree = process_tree()
+        extra = tree.get(os.getpid(), set()) - keep
         if not extra:
             break
         for pid in extra:
-            kill_tree(pid)
+            kill_tree(pid, tree)
+        for pid in extra:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
             killed.append(pid)

@@ -39,7 +39,7 @@ class Spawned:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
         if self.setup.box is not None:
-            self.setup.box.kill()
+            self.setup.box.kill(unreaped=self.pid)
 
     def close(self) -> None:
         """Release the parent's resources of this child (after it was reaped)."""
