@@ -211,7 +211,8 @@ def test_results_are_made_from_the_parents_items_not_from_the_child(
     assert forged["points"] == honest["points"], "forged points must not count"
 
 
-def _start(case: str, tmp_path: Path, *args: str, tool: str = "grader") -> tuple:
+def _start(case: str, tmp_path: Path, *args: str, tool: str = "grader", hold: float = 0) -> tuple:
+    """Start a grader (or pytest) run on ``case``; ``hold``: seconds leak_processes waits."""
     tag = uuid.uuid4().hex
     command = (
         [sys.executable, "-m", "grader", *args]
@@ -221,7 +222,7 @@ def _start(case: str, tmp_path: Path, *args: str, tool: str = "grader") -> tuple
     process = subprocess.Popen(
         command,
         cwd=paths.REPO_ROOT,
-        env=_env(case, tmp_path, tag),
+        env={**_env(case, tmp_path, tag), "CRONKATA_LEAK_HOLD": str(hold)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -230,11 +231,13 @@ def _start(case: str, tmp_path: Path, *args: str, tool: str = "grader") -> tuple
 
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
 def test_a_signal_to_the_grader_kills_every_running_child(tmp_path: Path, sig: str) -> None:
-    process, tag = _start("leak_processes", tmp_path, "report")
+    process, tag = _start("leak_processes", tmp_path, "report", hold=30)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(tagged_processes(tag)) < 4:
+    seen: list[str] = []
+    while time.monotonic() < deadline and len(seen) < 4:
         time.sleep(0.05)  # waiting for an external process to start, not for a scheduler
-    assert len(tagged_processes(tag)) >= 4, "the grader never started its children"
+        seen = tagged_processes(tag)
+    assert len(seen) >= 4, f"the grader never started its children: {seen}"
     process.send_signal(getattr(signal, sig))
     process.communicate(timeout=30)
     deadline = time.monotonic() + 5
