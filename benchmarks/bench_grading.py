@@ -1,14 +1,17 @@
-"""Benchmark: grading a level against the solutions vs the import floor.
+"""Benchmark: grading each level and `grader verify`, against the import floor, in one table.
 
-    .venv/bin/python benchmarks/bench_grading.py [--level 1] [--repeat 3]
+    .venv/bin/python benchmarks/bench_grading.py [--level 1 ...] [--repeat 3] [--no-verify]
 
-Prints the median wall time of `pytest exercises/levelN --solutions`, of the import floor
-(a pytest run of one trivial test importing the same libraries) and their ratio.
+Every figure is the median wall time of ``--repeat`` runs, measured side by side in this
+run: the import floor (a pytest run of one trivial test importing the graded libraries),
+`pytest exercises/levelN --solutions` for each level, and `grader verify` (whole course).
+The ratio column is each figure over the floor.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -17,40 +20,55 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOOR = ROOT / "benchmarks" / "floor" / "test_import_floor.py"
+LEVELS = (1, 2, 3)
+TARGET_RATIO = 1.5  # issue 12: each level at most 1.5x its import floor
+VERIFY_TARGET = 20.0  # seconds, whole course
 
 
-def wall_time(args: list[str]) -> float:
-    """Seconds one pytest run takes (it must pass)."""
+def wall_time(command: list[str]) -> float:
+    """Seconds one run of ``command`` takes (it must succeed)."""
     start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
-        sys.exit(f"pytest {' '.join(args)} failed:\n{done.stdout[-3000:]}")
+        sys.exit(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
     return elapsed
 
 
+def pytest_command(*args: str) -> list[str]:
+    """A quiet pytest run of this project's environment."""
+    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+
+
+def median_of(command: list[str], repeat: int) -> float:
+    """The median wall time of ``repeat`` runs."""
+    return statistics.median(wall_time(command) for _ in range(repeat))
+
+
 def main() -> None:
-    """Run the benchmark and print the figures."""
+    """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--level", type=int, action="append", help="level(s) to grade")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-verify", action="store_true", help="leave `grader verify` out")
     options = parser.parse_args()
-    wall_time([str(FLOOR)])  # warm the file cache once
-    floor = statistics.median(wall_time([str(FLOOR)]) for _ in range(options.repeat))
-    print(f"import floor (1 trivial test, same libraries): {floor:.2f} s")
-    for level in options.level or [1]:
-        target = [f"exercises/level{level}", "--solutions"]
-        graded = statistics.median(wall_time(target) for _ in range(options.repeat))
-        print(
-            f"grading level {level} against the solutions: {graded:.2f} s"
-            f"  -> {graded / floor:.2f}x the import floor"
+    wall_time(pytest_command(str(FLOOR)))  # warm the file cache once
+    floor = median_of(pytest_command(str(FLOOR)), options.repeat)
+    rows: list[tuple[str, float, str]] = [("import floor (1 trivial test)", floor, "")]
+    for level in options.level or LEVELS:
+        seconds = median_of(
+            pytest_command(f"exercises/level{level}", "--solutions"), options.repeat
         )
+        rows.append((f"level {level} vs the solutions", seconds, f"<= {TARGET_RATIO}x floor"))
+    if not options.no_verify:
+        verify = [sys.executable, "-m", "grader", "verify"]
+        rows.append(
+            ("grader verify (whole course)", median_of(verify, 1), f"<= {VERIFY_TARGET:g} s")
+        )
+    print(f"cronkata benchmark: {os.cpu_count()} CPU(s), median of {options.repeat} run(s)")
+    print(f"{'what':<34}{'seconds':>9}{'x floor':>9}  target")
+    for name, seconds, target in rows:
+        print(f"{name:<34}{seconds:>9.2f}{seconds / floor:>9.2f}  {target}")
 
 
 if __name__ == "__main__":
