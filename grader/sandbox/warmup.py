@@ -118,7 +118,34 @@ def warm_up(path: Path) -> None:
     for library in dict.fromkeys(name.split(".")[0] for name in names):
         for name in LAZY_IMPORTS.get(library, ()):
             _import_quietly(name, module=True)
+    for library, warm in CACHE_WARMERS.items():
+        if library in sys.modules and library not in _warmed:  # the suites' libraries too
+            _warmed.add(library)
+            try:
+                warm()
+            except Exception:  # a library version without that cache: nothing to warm
+                logger.debug("warming the caches of %s failed", library, exc_info=True)
     _fill_inspect_caches()
+
+
+def _warm_fakeredis() -> None:
+    """fakeredis reads and encodes its 1 MB command table when the first server starts."""
+    from fakeredis.model import _command_info
+
+    _command_info._load_command_info()
+
+
+def _warm_celery() -> None:
+    """Celery looks up entry points for backends and loaders: the scan of the installed
+    distributions is cached per folder by importlib.metadata once done."""
+    import importlib.metadata
+
+    importlib.metadata.entry_points(group="celery.result_backends")
+
+
+# Caches these libraries fill at first use, filled once here instead of in every child.
+CACHE_WARMERS = {"fakeredis": _warm_fakeredis, "celery": _warm_celery}
+_warmed: set[str] = set()
 
 
 def _fill_inspect_caches() -> None:
