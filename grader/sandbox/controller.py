@@ -158,7 +158,7 @@ def run_many(
     ``wanted(key)`` is asked just before a work would start (False: it is left out of the
     results); ``on_result(key, result)`` is called as each child is judged. A work for
     which ``waits(key)`` is True now is passed over until it is not (the works after it
-    start first); it must turn False once some running child has been judged.
+    start first), unless half the slots would stay idle: then it starts anyway.
 
     A work's result must be JSON-serialisable; it comes back signed, down a socket. A child
     that dies, exits early, forges its result, outlives its timeout or (with ``watch``,
@@ -181,9 +181,9 @@ def run_many(
             while pending or running:
                 while pending and len(running) < max(1, parallel):
                     position = _next_startable(pending, waits)
-                    if position is None and running:
+                    if position is None and len(running) >= max(1, parallel // 2):
                         break  # every pending work waits for a running one
-                    if position is None:  # waiting with nothing running: never wait for ever
+                    if position is None:  # half the slots idle: waiting costs more than it saves
                         position = len(pending) - 1
                     key, work, timeout = pending.pop(position)
                     if wanted is not None and not wanted(key):
