@@ -11,6 +11,10 @@ A mutant is a known-buggy variant of a solution, of one of two kinds (its ``orig
       find = "seconds=HEARTBEAT_SECONDS"        # must occur exactly once
       replace = "minutes=HEARTBEAT_SECONDS"
 
+  With ``base = "<name>"`` the edits apply to the alternative
+  ``tests/alternatives/<exercise>/<name>.py`` instead: a red team's bugs written on their
+  own correct file stay a few lines each, not a copy of that file per bug.
+
 - ``file``: a complete learner file ``grader/mutants/<exercise>/<name>.py`` (a bug written
   from the stub alone, red-team style) that replaces the exercise's file; its module
   docstring's first line is its description.
@@ -70,6 +74,7 @@ class Mutant:
     edits: tuple[tuple[str, str], ...] = ()
     origin: str = EDIT
     path: Path | None = None  # the whole learner file of a ``file`` mutant
+    base: Path | None = None  # the alternative an ``edit`` mutant edits (None: the solution)
 
     def apply(self, source: str) -> str:
         """The buggy version of the solution's ``source``.
@@ -80,12 +85,16 @@ class Mutant:
         if self.origin == FILE:
             assert self.path is not None
             return self.path.read_text(encoding="utf-8")
+        edited = f"solutions/{self.file}"
+        if self.base is not None:
+            source = self.base.read_text(encoding="utf-8")
+            edited = str(self.base)
         for find, replace in self.edits:
             count = source.count(find)
             if count != 1:
                 raise MutantError(
                     f"mutant {self.exercise_id}/{self.name}: {find!r} occurs {count} times "
-                    f"in solutions/{self.file} (must be exactly once)"
+                    f"in {edited} (must be exactly once)"
                 )
             source = source.replace(find, replace)
         return source
@@ -116,7 +125,9 @@ def first_docstring_line(path: Path) -> str:
     return docstring.strip().splitlines()[0].strip() if docstring.strip() else ""
 
 
-def mutants_for(exercise: Exercise, mutants_dir: Path | None = None) -> list[Mutant]:
+def mutants_for(
+    exercise: Exercise, mutants_dir: Path | None = None, alternatives_dir: Path | None = None
+) -> list[Mutant]:
     """The exercise's mutants of both origins (``.toml`` edits, ``.py`` files), sorted by name."""
     folder = (mutants_dir or paths.MUTANTS_DIR) / exercise.id
     found = []
@@ -130,6 +141,11 @@ def mutants_for(exercise: Exercise, mutants_dir: Path | None = None) -> list[Mut
         edits = tuple((str(e["find"]), str(e["replace"])) for e in raw.get("edit", ()))
         if not edits or "description" not in raw:
             raise MutantError(f"{path}: needs a description and at least one [[edit]]")
+        base = None
+        if "base" in raw:
+            base = (alternatives_dir or paths.ALTERNATIVES_DIR) / exercise.id / f"{raw['base']}.py"
+            if not base.is_file():
+                raise MutantError(f"{path}: base {raw['base']!r} is not an alternative ({base})")
         found.append(
             Mutant(
                 exercise_id=exercise.id,
@@ -137,6 +153,7 @@ def mutants_for(exercise: Exercise, mutants_dir: Path | None = None) -> list[Mut
                 description=str(raw["description"]),
                 file=str(raw.get("file", exercise.file)),
                 edits=edits,
+                base=base,
             )
         )
     names = [m.name for m in found]

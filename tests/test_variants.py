@@ -82,6 +82,20 @@ def test_a_file_mutant_replaces_only_its_file_in_a_copy_of_the_solutions(
     assert (solutions / "pkg" / "ex.py").read_text() == "VALUE = 5\n"
 
 
+def test_an_edit_mutant_with_a_base_edits_that_alternative_not_the_solution(
+    tmp_path: Path, solutions: Path
+) -> None:
+    write(tmp_path / "alts" / "ex" / "theirs.py", '"""Theirs."""\nVALUE = 50\n')
+    toml = 'description = "D"\nbase = "theirs"\n[[edit]]\nfind = "50"\nreplace = "49"\n'
+    write(tmp_path / "mutants" / "ex" / "off_by_one.toml", toml)
+    (mutant,) = mutants_for(EXERCISE, tmp_path / "mutants", tmp_path / "alts")
+    root = materialize(mutant, tmp_path / "work", solutions)
+    assert (root / "pkg" / "ex.py").read_text() == '"""Theirs."""\nVALUE = 49\n'
+    write(tmp_path / "mutants" / "ex" / "off_by_one.toml", toml.replace("theirs", "gone"))
+    with pytest.raises(MutantError, match="base 'gone' is not an alternative"):
+        mutants_for(EXERCISE, tmp_path / "mutants", tmp_path / "alts")
+
+
 def test_an_alternative_replaces_only_its_file_in_a_copy_of_the_solutions(
     tmp_path: Path, solutions: Path
 ) -> None:

@@ -1,4 +1,4 @@
-"""Bug (#fenced-store-rejects-older): the store rejects a write whose fencing token equals the last accepted one."""
+"""A blind red team's correct coordinator: the base its bugs (grader/mutants/.../rt_*.toml) edit."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ return 0
 
 FENCED_WRITE_LUA = """
 local last = redis.call('hget', KEYS[1], 'fence')
-if last and tonumber(ARGV[1]) <= tonumber(last) then
+if last and tonumber(ARGV[1]) < tonumber(last) then
   return 0
 end
 redis.call('hset', KEYS[1], 'fence', ARGV[1], 'value', ARGV[2])
