@@ -1390,7 +1390,10 @@ def _main_until_signal(call: Callable[[], object], sig: signal.Signals) -> MainR
     def send() -> None:
         watcher.started.wait(8)
         watcher.signalled_at = len(watcher.lines)
-        for _ in range(20):  # once is enough for a waiting main thread; repeat if it was busy
+        # Once is enough for a waiting main thread; repeat while it was busy (a loaded machine
+        # can hold it between its "started" line and its wait), up to 15 s, well inside the
+        # test's timeout, so a main that never stops fails with a message instead of a timeout.
+        for _ in range(150):
             signal.pthread_kill(main_thread, sig)  # to the thread that waits, as a shell does
             if done.wait(0.1):
                 return
