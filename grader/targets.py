@@ -81,12 +81,16 @@ def load_file(path: Path, shown: str | None = None) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     sys.path.insert(0, str(folder))
+    # The grader writes into the learner's tree only in `grader reset`: no __pycache__
+    # there for the file or the siblings it imports.
+    writes_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
     try:
         spec.loader.exec_module(module)
     except BaseException as error:
         sys.modules.pop(name, None)
         raise LoadError(_describe_import_error(path, shown, error)) from error
     finally:
+        sys.dont_write_bytecode = writes_bytecode
         if str(folder) in sys.path:
             sys.path.remove(str(folder))
         for sibling in siblings:

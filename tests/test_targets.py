@@ -38,6 +38,17 @@ def test_sibling_imports_resolve_in_the_same_tree_and_do_not_leak(tmp_path: Path
     assert str(tmp_path / "exercises") not in sys.path
 
 
+def test_loading_writes_no_bytecode_into_the_learners_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)  # as on most learners' machines
+    write(tmp_path / "tree" / "config.py", "ZONE = 'UTC'\n")
+    module = load_file(write(tmp_path / "tree" / "app.py", "from config import ZONE\n"))
+    assert module.ZONE == "UTC"
+    assert sorted(p.name for p in (tmp_path / "tree").iterdir()) == ["app.py", "config.py"]
+    assert sys.dont_write_bytecode is False  # restored for the grader's own imports
+
+
 def test_an_apscheduler_folder_never_shadows_the_real_library(tmp_path: Path) -> None:
     write(tmp_path / "apscheduler" / "config.py", "import apscheduler.schedulers.background\n")
     write(tmp_path / "apscheduler" / "schedulers.py", "BROKEN = True\n")
