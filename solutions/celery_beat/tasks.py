@@ -18,10 +18,15 @@ What it teaches (notes/07c_celery_beat_intro.md, notes/07d_celery_beat_advanced.
     * soft and hard time limits: the soft one raises SoftTimeLimitExceeded inside the task,
       the hard one kills the worker process.
 
-How to run (Redis on localhost:6379, or set the variables above):
-    cd solutions/celery_beat && celery -A tasks worker --loglevel=INFO
+How to run (Redis on localhost:6379, or set the variables above), with the venv's commands:
+    cd solutions/celery_beat && ../../.venv/bin/celery -A standalone_worker worker --loglevel=INFO
     # in another shell:
-    cd solutions/celery_beat && python -c "from tasks import add; print(add.delay(2, 3).get(10))"
+    cd solutions/celery_beat && ../../.venv/bin/python -c \
+        "from tasks import notify; print(notify.delay('n-1', 7, 'hi').get(10))"
+Start workers through standalone_worker.py, never with ``-A tasks``: importing it applies the
+worker settings (acks_late, time limits) and declares every routed queue, so the worker
+consumes ``notifications`` and ``maintenance`` too. A worker on ``-A tasks`` would consume only
+the default ``celery`` queue: routed tasks would wait forever.
 """
 
 import logging

@@ -8,7 +8,8 @@ It starts, from solutions/celery_beat/:
     celery -A tasks beat -s <tmp>/schedule ...   (beat_config.py's schedule, through tasks.py)
 with CELERY_BEAT_DEMO_SECONDS=2, so beat sends the cleanup task every 2 seconds. It waits
 (bounded) until a task id that beat logged as sent has a SUCCESS result in the Redis result
-backend, then stops both processes with SIGTERM and checks that they exit in time.
+backend, sends ``notify`` (routed to its own queue) from another process as tasks.py's
+header does, then stops both processes with SIGTERM and checks that they exit in time.
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ HOST, PORT, DB = "127.0.0.1", 6379, 15  # DB: emptied by conftest.clean_redis
 URL = f"redis://{HOST}:{PORT}/{DB}"
 RESULT_WAIT = 45.0
 EXIT_WAIT = 20.0
+NOTIFY_BY_HAND = "from tasks import notify; print(notify.delay('it-1', 7, 'hi').get(timeout=20))"
 SENT = re.compile(r"cronkata\.cleanup sent\. id->([0-9a-f-]{36})")
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 
 
-def _start(args: list[str], log: Path) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
-    env = {
+def _env() -> dict[str, str]:
+    return {
         **os.environ,
         "CELERY_BROKER_URL": URL,
         "CELERY_RESULT_BACKEND": URL,
@@ -46,6 +48,10 @@ def _start(args: list[str], log: Path) -> tuple[subprocess.Popen[bytes], IO[byte
         "CELERY_BEAT_DEMO_SECONDS": "2",
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def _start(args: list[str], log: Path) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
+    env = _env()
     celery = str(Path(sys.executable).with_name("celery"))
     output = log.open("wb")
     process = subprocess.Popen(
@@ -109,6 +115,16 @@ def test_beat_sends_the_worker_runs_and_the_result_is_in_redis(
             found = _beat_result(clean_redis, beat_log)
             if found is None:
                 time.sleep(0.25)  # real processes: polling with short sleeps is the way
+        # tasks.py's header: a routed task (queue "notifications"), sent by another process
+        notified = subprocess.run(
+            [sys.executable, "-c", NOTIFY_BY_HAND],
+            cwd=FOLDER,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=RESULT_WAIT,
+            check=False,
+        )
     finally:
         worker_exit = _stop(worker)
         beat_exit = _stop(beat)
@@ -121,6 +137,10 @@ def test_beat_sends_the_worker_runs_and_the_result_is_in_redis(
     )
     assert found is not None, (
         f"no beat-sent task had a SUCCESS result within {RESULT_WAIT} s\n{logs}"
+    )
+    assert notified.returncode == 0, (
+        "notify (routed to the 'notifications' queue) did not complete: the worker started "
+        f"as documented must consume every routed queue\n{notified.stderr[-2000:]}\n{logs}"
     )
     task_id, meta = found
     assert meta["result"] == 0, meta  # cronkata.cleanup: no session to remove in an empty DB

@@ -38,7 +38,9 @@ Keep the names, signatures and constants below exactly as they are: the hidden t
 import them. Replace each ``raise NotImplementedError(...)`` with your code.
 
 Check your work:  pytest exercises/level3/celery_beat/tasks.py
-Try it by hand:   cd exercises/level3/celery_beat && celery -A tasks worker --loglevel=INFO
+Try it by hand:   cd exercises/level3/celery_beat && ../../../.venv/bin/celery -A standalone_worker worker
+                  (with the celery_worker exercise done: a worker on ``-A tasks`` consumes only
+                  the default queue, and routed tasks such as notify wait forever)
 """
 
 import logging
