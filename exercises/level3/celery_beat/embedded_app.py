@@ -14,7 +14,19 @@ the result backend (#nothing-runs-in-web). Endpoints:
     numbers)``; answer 202 with ``{"task_id": ...}`` (for a group: the group's id)
     (#workflow-answers-202);
   * ``GET /tasks/{task_id}``: answer 200 with ``task_status(task_id)``, for any id
-    (#status-answers-200).
+    (#status-answers-200);
+  * ``GET /health``: 200 ``{"broker": "ok"}`` while the broker answers, 503
+    ``{"broker": "unavailable"}`` while it does not (#health-reports-broker).
+
+Redis down is an answer, not a hang. While the broker or the result backend cannot be
+reached, the three endpoints above answer 503 with a JSON ``{"detail": "..."}`` and a
+``Retry-After: RETRY_AFTER_SECONDS`` header, never a 500, and each within
+UNAVAILABLE_WITHIN_SECONDS (#redis-down-503). Celery's defaults retry the result backend
+20 times, 1 s apart: in create_app, bound this process's calls (``broker_connection_timeout``,
+``redis_socket_connect_timeout``, ``redis_socket_timeout``, a ``retry_policy`` in
+``result_backend_transport_options``, ``task_publish_retry_policy``); workers keep their
+patient defaults. As soon as Redis is back, the same app works again, without a restart
+(#recovers-when-redis-returns).
 
 Invalid bodies are answered 422 by FastAPI once the models below carry the constraints,
 and nothing is sent for them (#invalid-bodies-422).
@@ -29,8 +41,9 @@ Keep the names, signatures and constants below exactly as they are: the hidden t
 import them (``celery_app`` too). Replace each ``raise NotImplementedError(...)``.
 
 Check your work:  pytest exercises/level3/celery_beat/embedded_app.py
-Try it by hand:   cd exercises/level3/celery_beat && uvicorn embedded_app:app
-                  (with a worker running: python standalone_worker.py)
+Try it by hand:   cd exercises/level3/celery_beat && ../../../.venv/bin/uvicorn embedded_app:app
+                  (with a worker running: ../../../.venv/bin/python standalone_worker.py),
+                  then stop Redis and ask again: curl -i localhost:8000/health
 """
 
 import logging
@@ -42,6 +55,8 @@ from pydantic import BaseModel
 from tasks import app as celery_app  # noqa: F401  (the tests use it; send through it)
 
 MAX_NUMBERS = 100
+UNAVAILABLE_WITHIN_SECONDS = 3  # a request answers within this long when Redis is down
+RETRY_AFTER_SECONDS = 5
 
 logger = logging.getLogger(__name__)
 
@@ -115,13 +130,15 @@ def task_status(task_id: str) -> TaskStatus:
 
 
 def create_app() -> FastAPI:
-    """Return a NEW FastAPI app with the three endpoints described at the top, each
-    call a different app (#create-app-new).
+    """Return a NEW FastAPI app with the endpoints described at the top, each call a
+    different app (#create-app-new).
 
     After sending a group, call ``result.save()``: a group id is not a task id, and
     task_status can only restore a group that was saved (#group-saved).
     """
-    raise NotImplementedError("FastAPI() with POST /tasks/notify, POST /workflows, GET /tasks/{id}")
+    raise NotImplementedError(
+        "FastAPI() with POST /tasks/notify, POST /workflows, GET /tasks/{id}, GET /health"
+    )
 
 
 # TODO: once create_app works, replace this line with `app = create_app()`
