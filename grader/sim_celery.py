@@ -13,6 +13,9 @@
   ``get_redis()`` (and by ``redis.Redis.from_url``, in case code bypasses it).
 - `Interleaved(client, key, during)`: a Redis client that runs ``during()`` right after
   the first command on ``key`` (a concurrent redelivery, deterministic).
+- `RedisOverTcp()`: a fakeredis server on a real TCP port of 127.0.0.1 that can go down
+  (connections closed, the port refusing) and come back with its data, so kombu and
+  redis-py meet a real outage and a real recovery.
 - `in_process_worker(app)`: a real Celery worker (pool solo) in a daemon thread of this
   process, on the ``memory://`` broker and ``cache+memory://`` backend. It starts in about
   50 ms; stopping one costs seconds, so it is never stopped: each graded test runs in a
@@ -22,6 +25,8 @@
 from __future__ import annotations
 
 import random
+import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -37,6 +42,8 @@ from celery import Celery, Task
 from celery.contrib.testing.worker import start_worker
 from celery.signals import task_prerun, task_retry
 from celery.worker import WorkController
+from fakeredis import TcpFakeServer
+from fakeredis._core import FakeServer
 
 IN_MEMORY = {"broker_url": "memory://", "result_backend": "cache+memory://"}
 FAST_POLLING = {"polling_interval": 0.01}  # the memory transport polls every second otherwise
@@ -391,3 +398,59 @@ class _ReclaimedAfterGetPipeline:
             return result
 
         return command
+
+
+class RedisOverTcp:
+    """A fakeredis server listening on 127.0.0.1, switched off and on by the test.
+
+    Down means what a Redis restart means to a client: every open connection is closed
+    and the port refuses new ones. Up serves the same data again on the same port. Used
+    as a context manager, it is up inside and down after (no thread is left behind).
+    """
+
+    def __init__(self) -> None:
+        self.data = FakeServer()
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = int(probe.getsockname()[1])
+        probe.close()  # nothing listens on the port until up()
+        self._server: TcpFakeServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def url(self, db: int) -> str:
+        """The redis:// URL of database ``db``."""
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def up(self) -> None:
+        """Start serving (the same data as before)."""
+        if self._server is not None:
+            return
+        server = TcpFakeServer(("127.0.0.1", self.port))
+        server.fake_server = self.data
+        server.daemon_threads = True  # a handler a client keeps busy never blocks down()
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
+        self._thread.start()
+        self._server = server
+
+    def down(self) -> None:
+        """Close every connection and stop listening."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()  # also ends each connection's handler loop
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def client(self, db: int) -> fakeredis.FakeRedis:
+        """A client of database ``db`` that reads the data directly (up or down)."""
+        return fakeredis.FakeRedis(server=self.data, db=db)
+
+    def __enter__(self) -> RedisOverTcp:
+        self.up()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()

@@ -9,30 +9,52 @@ What it teaches (notes/07d_celery_beat_advanced.md):
       a chord runs a group and then one callback with the list of results;
     * a group's id is not a task id: save the GroupResult so the status endpoint can find
       it again with ``GroupResult.restore``;
-    * input is validated by pydantic before anything is queued (422 otherwise).
+    * input is validated by pydantic before anything is queued (422 otherwise);
+    * Redis down is an answer, not a hang: this process bounds every broker and backend
+      call (a worker keeps Celery's patient defaults: it must not lose a result), answers
+      503 with a short body and a Retry-After header, logs one line instead of a
+      traceback, and works again as soon as Redis is back; ``GET /health`` reports it.
 
 Unlike APScheduler's embedded mode (level 1), nothing runs inside this process: the
 schedule lives in beat, the work in workers. Scaling the web tier out is therefore safe.
 
 How to run (Redis on localhost:6379 and a worker running, see standalone_worker.py):
-    cd solutions/celery_beat && uvicorn embedded_app:app
+    cd solutions/celery_beat && ../../.venv/bin/uvicorn embedded_app:app
+    curl -i localhost:8000/health         # 200 {"broker": "ok"}; 503 while Redis is down
     curl -X POST localhost:8000/workflows -H 'content-type: application/json' \\
          -d '{"kind": "chord", "numbers": [1, 2, 3]}'
     curl localhost:8000/tasks/<task_id>
 """
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
+import redis.exceptions
 from celery import chain, chord, group
 from celery.canvas import Signature
 from celery.result import GroupResult
-from fastapi import FastAPI, status
+from fastapi import FastAPI, HTTPException, status
+from fastapi.responses import JSONResponse
+from kombu.exceptions import OperationalError
 from pydantic import BaseModel, Field
 from tasks import add, notify, square, total
 from tasks import app as celery_app
 
 MAX_NUMBERS = 100
+UNAVAILABLE_WITHIN_SECONDS = 3  # a request answers within this long when Redis is down
+RETRY_AFTER_SECONDS = 5
+# A request gives up quickly; Celery's defaults retry the result backend 20 times, 1 s
+# apart (a 19 s hang), and never time out a connection that does not answer.
+_WEB_PROCESS_SETTINGS: dict[str, Any] = {
+    "broker_connection_timeout": 1.0,
+    "redis_socket_connect_timeout": 1.0,
+    "redis_socket_timeout": 2.0,
+}
+_BACKEND_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+_UNREACHABLE = (OperationalError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 logger = logging.getLogger(__name__)
 
@@ -104,31 +126,91 @@ def task_status(task_id: str) -> TaskStatus:
     return TaskStatus(task_id=task_id, state=state)
 
 
+def _bound_web_calls() -> None:
+    """Make this process's broker and backend calls give up within seconds (see above).
+
+    Called before the first call: Celery reads these settings when it first connects.
+    """
+    celery_app.conf.update(_WEB_PROCESS_SETTINGS)
+    options = dict(celery_app.conf.result_backend_transport_options or {})
+    options["retry_policy"] = _BACKEND_RETRY_POLICY
+    celery_app.conf.result_backend_transport_options = options
+    celery_app.conf.task_publish_retry_policy = _PUBLISH_RETRY_POLICY
+
+
+def _broker_reachable() -> bool:
+    """Whether the broker answers now (one quick attempt)."""
+    try:
+        with celery_app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=1)
+    except Exception:  # any failure to connect means "not now"
+        return False
+    return True
+
+
+def _unreachable_cause(error: BaseException) -> BaseException | None:
+    """The connection error behind ``error``, if any (Celery wraps some of them)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, _UNREACHABLE):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+@contextmanager
+def _answer_503_if_redis_is_down(what: str) -> Iterator[None]:
+    """Turn a broker or backend connection failure inside the block into a 503."""
+    try:
+        yield
+    except Exception as error:
+        cause = _unreachable_cause(error)
+        if cause is None:
+            raise
+        logger.warning("%s: Redis unavailable (%s: %s)", what, type(cause).__name__, cause)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "the task queue is unavailable, try again later",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        ) from None
+
+
 def create_app() -> FastAPI:
-    """Build a new FastAPI app with the enqueue, workflow and status endpoints."""
+    """Build a new FastAPI app with the enqueue, workflow, status and health endpoints."""
+    _bound_web_calls()
     api = FastAPI(title="cronkata: Celery from FastAPI")
+
+    @api.get("/health")
+    def health() -> JSONResponse:
+        """200 while the broker answers, 503 while it does not."""
+        if _broker_reachable():
+            return JSONResponse({"broker": "ok"})
+        return JSONResponse({"broker": "unavailable"}, status_code=503)
 
     # Plain `def` endpoints: sending a message and reading the backend are blocking calls.
     @api.post("/tasks/notify", status_code=status.HTTP_202_ACCEPTED)
     def enqueue_notification(body: NotifyRequest) -> TaskAccepted:
         """Queue one notification; answer at once with the task id."""
-        result = notify.delay(body.notification_id, body.user_id, body.message)
+        with _answer_503_if_redis_is_down("POST /tasks/notify"):
+            result = notify.delay(body.notification_id, body.user_id, body.message)
         logger.info("queued notification %s as %s", body.notification_id, result.id)
         return TaskAccepted(task_id=result.id)
 
     @api.post("/workflows", status_code=status.HTTP_202_ACCEPTED)
     def start_workflow(body: WorkflowRequest) -> TaskAccepted:
         """Queue a chain, a group or a chord over ``numbers``; answer with the id to poll."""
-        result = build_workflow(body.kind, body.numbers).apply_async()
-        if isinstance(result, GroupResult):
-            result.save()  # a group id is not a task id: store it so it can be restored
+        with _answer_503_if_redis_is_down("POST /workflows"):
+            result = build_workflow(body.kind, body.numbers).apply_async()
+            if isinstance(result, GroupResult):
+                result.save()  # a group id is not a task id: store it so it can be restored
         logger.info("queued %s workflow as %s", body.kind, result.id)
         return TaskAccepted(task_id=result.id)
 
     @api.get("/tasks/{task_id}")
     def get_task(task_id: str) -> TaskStatus:
         """The state of a task or workflow, with its result once it succeeded."""
-        return task_status(task_id)
+        with _answer_503_if_redis_is_down("GET /tasks/{task_id}"):
+            return task_status(task_id)
 
     return api
 

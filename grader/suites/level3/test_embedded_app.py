@@ -8,8 +8,11 @@ task states are produced by a real worker running in this test's process
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from types import ModuleType
 from typing import Any
@@ -27,6 +30,7 @@ from grader import paths
 from grader.drawing import deterministic
 from grader.feedback import expect, expect_equal
 from grader.sim_celery import (
+    RedisOverTcp,
     in_process_worker,
     queued_messages,
     routed_queues,
@@ -44,6 +48,9 @@ TEST_ENV = {
 }
 WAIT = 3.0  # seconds; the in-process worker answers in milliseconds
 NOTIFY_FIELDS = ("notification_id", "user_id", "message")
+UNAVAILABLE_WITHIN_SECONDS = 3  # the stub's promise (and constant)
+RETRY_AFTER_SECONDS = 5
+NOTIFY_BODY = {"notification_id": "n-503", "user_id": 7, "message": "redis is back"}
 DRAWN = deterministic(max_examples=10)
 
 
@@ -522,3 +529,170 @@ def test_the_module_app_serves_the_endpoints(target: Target) -> None:
         (200, "PENDING"),
         "(status, state) of GET /tasks/<unknown id> on embedded_app.app",
     )
+
+
+# --- Redis down: an answer, not a hang ------------------------------------------------------
+
+
+@contextmanager
+def _over_tcp(target: Target) -> Iterator[tuple[RedisOverTcp, TestClient]]:
+    """The learner's app with broker and backend on a Redis that the test switches off."""
+    redis_server = RedisOverTcp()
+    urls = {
+        "CELERY_BROKER_URL": redis_server.url(0),
+        "CELERY_RESULT_BACKEND": redis_server.url(1),
+        "REDIS_URL": redis_server.url(2),
+    }
+    with redis_server, environment(urls):
+        module = target.load(FILE)
+        yield redis_server, TestClient(module.create_app(), raise_server_exceptions=False)
+
+
+def _timed(call: Callable[[], Any]) -> tuple[Any, float]:
+    """``call()``'s response and seconds taken, or (None, limit) if it took longer.
+
+    The call runs in a daemon thread: a request stuck in Celery's retries cannot hold the
+    test (the forked test process is discarded afterwards).
+    """
+    answer: list[Any] = []
+    worker = threading.Thread(target=lambda: answer.append(call()), daemon=True)
+    started = time.monotonic()
+    worker.start()
+    worker.join(UNAVAILABLE_WITHIN_SECONDS)
+    return (answer[0] if answer else None), time.monotonic() - started
+
+
+REQUESTS: dict[str, Callable[[TestClient], Any]] = {
+    "POST /tasks/notify": lambda client: client.post("/tasks/notify", json=NOTIFY_BODY),
+    "POST /workflows": lambda client: client.post(
+        "/workflows", json={"kind": "group", "numbers": [2, 3]}
+    ),
+    "GET /tasks/{id}": lambda client: client.get(f"/tasks/{_new_id()}"),
+}
+UP_STATUS = {"POST /tasks/notify": 202, "POST /workflows": 202, "GET /tasks/{id}": 200}
+
+
+def _expect_unavailable(response: Any, seconds: float, what: str, when: str) -> None:
+    expect(
+        response is not None,
+        f"{what} {when} gave no answer within {UNAVAILABLE_WITHIN_SECONDS} s. Celery's "
+        "defaults retry the result backend 20 times, 1 s apart (a 19 s hang per request): "
+        "bound this process's calls in create_app (broker_connection_timeout, "
+        "redis_socket_connect_timeout, redis_socket_timeout, a retry_policy in "
+        "result_backend_transport_options, task_publish_retry_policy).",
+    )
+    body = response.text[:300]
+    expect_equal(
+        response.status_code,
+        503,
+        f"status of {what} {when} (after {seconds:.2f} s)",
+        f"Body: {body}. A client can retry a 503 Service Unavailable; a 500 says the server "
+        "is broken. Catch the connection error (kombu's OperationalError, redis-py's "
+        "ConnectionError, also when Celery wraps it) and raise HTTPException(503).",
+    )
+    is_json = "json" in response.headers.get("content-type", "")
+    detail = response.json().get("detail") if is_json else None
+    expect(
+        isinstance(detail, str) and detail.strip(),
+        f"{what} {when} should answer a JSON {{'detail': '...'}} saying what is wrong; "
+        f"got {body!r}",
+    )
+    expect_equal(
+        response.headers.get("retry-after"),
+        str(RETRY_AFTER_SECONDS),
+        f"Retry-After header of the 503 of {what}",
+        "Retry-After tells clients (and load balancers) when to try again.",
+    )
+
+
+@pytest.mark.grade(
+    points=2,
+    note=f"{NOTE}#redis-down",
+    hint="Wrap each endpoint's Celery call: on a connection error (also one Celery wraps in "
+    "a RuntimeError: look at __cause__) raise HTTPException(503, detail, headers="
+    "{'Retry-After': '5'}); in create_app, lower the broker and backend timeouts and retries.",
+    timeout=30,
+    spec=("redis-down-503",),
+)
+@pytest.mark.parametrize("what", list(REQUESTS))
+def test_while_redis_is_down_each_endpoint_answers_503_at_once(target: Target, what: str) -> None:
+    request = REQUESTS[what]
+    with _over_tcp(target) as (redis_server, client):
+        redis_server.down()
+        response, seconds = _timed(lambda: request(client))
+        _expect_unavailable(response, seconds, what, "with Redis down from the start")
+        redis_server.up()
+        response, seconds = _timed(lambda: request(client))
+        expect(
+            response is not None and response.status_code == UP_STATUS[what],
+            f"{what} with Redis up should answer {UP_STATUS[what]}; got "
+            f"{getattr(response, 'status_code', 'no answer')} after {seconds:.2f} s",
+        )
+        redis_server.down()  # a Redis restart: the pooled connections break
+        response, seconds = _timed(lambda: request(client))
+        _expect_unavailable(response, seconds, what, "after Redis went down")
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#redis-down",
+    hint="GET /health: try one connection (celery_app.connection_for_write() and "
+    "ensure_connection(max_retries=1)); {'broker': 'ok'} with 200, else "
+    "{'broker': 'unavailable'} with 503.",
+    timeout=30,
+    spec=("health-reports-broker",),
+)
+def test_health_reports_the_broker_up_and_down(target: Target) -> None:
+    with _over_tcp(target) as (redis_server, client):
+        seen = []
+        for state in ("up", "down", "up again"):
+            if state == "down":
+                redis_server.down()
+            if state == "up again":
+                redis_server.up()
+            response, _seconds = _timed(lambda: client.get("/health"))
+            expect(
+                response is not None,
+                f"GET /health with Redis {state} gave no answer within "
+                f"{UNAVAILABLE_WITHIN_SECONDS} s: a health check must answer quickly "
+                "(one connection attempt, not kombu's default of retrying for ever).",
+            )
+            is_json = "json" in response.headers.get("content-type", "")
+            seen.append((response.status_code, response.json() if is_json else response.text))
+    expect_equal(
+        seen,
+        [(200, {"broker": "ok"}), (503, {"broker": "unavailable"}), (200, {"broker": "ok"})],
+        "(status, body) of GET /health with Redis up, down, up again",
+        "A health endpoint that always says ok hides the outage from the load balancer; one "
+        "that remembers a failure keeps the instance out after Redis is back.",
+    )
+
+
+@pytest.mark.grade(
+    points=2,
+    note=f"{NOTE}#redis-down",
+    hint="Nothing to remember: each request tries Redis again (kombu reconnects a pooled "
+    "connection that broke); do not cache a failure or a dead connection.",
+    timeout=30,
+    spec=("recovers-when-redis-returns",),
+)
+def test_the_app_works_again_once_redis_is_back(target: Target) -> None:
+    with _over_tcp(target) as (redis_server, client):
+        answers = []
+        for state in ("up", "down", "up again"):
+            if state == "down":
+                redis_server.down()
+            if state == "up again":
+                redis_server.up()
+            response, _seconds = _timed(lambda: REQUESTS["POST /tasks/notify"](client))
+            answers.append(getattr(response, "status_code", None))
+        broker = redis_server.client(0)
+        queued = sum(broker.llen(key) for key in broker.keys("*") if broker.type(key) == b"list")
+    expect_equal(
+        answers,
+        [202, 503, 202],
+        "status of POST /tasks/notify with Redis up, down, up again",
+        "The same process must work again once Redis is back: no restart, no stale "
+        "connection, no remembered failure.",
+    )
+    expect_equal(queued, 2, "messages waiting in the broker (one per 202)")

@@ -3,16 +3,22 @@
 import functools
 import logging
 import operator
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
+
+import redis
 
 from celery import chain, chord, group
 from celery.canvas import Signature
 from celery.result import AsyncResult, GroupResult
-from fastapi import FastAPI, status
+from fastapi import FastAPI, HTTPException, status
+from kombu.exceptions import OperationalError
 from pydantic import BaseModel, Field
 from tasks import app as celery_app  # noqa: F401  (the tests use it; send through it)
 
 MAX_NUMBERS = 100
+UNAVAILABLE_WITHIN_SECONDS = 3  # a request answers within this long when Redis is down
+RETRY_AFTER_SECONDS = 5
 
 logger = logging.getLogger(__name__)
 
@@ -108,9 +114,45 @@ def task_status(task_id: str) -> TaskStatus:
             return TaskStatus(task_id=task_id, state=other)
 
 
+def _down(error: BaseException | None) -> bool:
+    while error is not None:
+        if isinstance(error, (OperationalError, redis.ConnectionError, redis.TimeoutError)):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _guarded(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """The endpoint, answering 503 instead of failing while Redis cannot be reached."""
+
+    @functools.wraps(endpoint)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return endpoint(*args, **kwargs)
+        except Exception as error:
+            if not _down(error):
+                raise
+            logger.warning("redis unreachable in %s: %s", endpoint.__name__, error)
+            raise HTTPException(503, "queue unavailable",
+                                headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+
+    return guarded
+
+
+def _health() -> Any:
+    from fastapi.responses import JSONResponse
+
+    try:
+        celery_app.connection_for_read().connect()  # kombu: one attempt
+    except Exception:
+        return JSONResponse({"broker": "unavailable"}, status_code=503)
+    return {"broker": "ok"}
+
+
 def _post_notify(body: NotifyRequest) -> TaskAccepted:
     sent = celery_app.send_task(
         "cronkata.notify",
+        retry=False,
         kwargs={"notification_id": body.notification_id, "user_id": body.user_id,
                 "message": body.message},
     )
@@ -133,12 +175,21 @@ def _get_status(task_id: str) -> TaskStatus:
 
 def create_app() -> FastAPI:
     """Return a NEW FastAPI app with the three endpoints described at the top."""
+    celery_app.conf.broker_connection_timeout = 2
+    celery_app.conf.redis_socket_connect_timeout = 2
+    celery_app.conf.redis_socket_timeout = 2
+    celery_app.conf.result_backend_transport_options = {
+        **(celery_app.conf.result_backend_transport_options or {}),
+        "retry_policy": {"max_retries": 0},
+    }
+    celery_app.conf.task_publish_retry = False
     api = FastAPI()
-    api.add_api_route("/tasks/notify", _post_notify, methods=["POST"],
+    api.add_api_route("/health", _health, methods=["GET"])
+    api.add_api_route("/tasks/notify", _guarded(_post_notify), methods=["POST"],
                       status_code=status.HTTP_202_ACCEPTED, response_model=TaskAccepted)
-    api.add_api_route("/workflows", _post_workflow, methods=["POST"],
+    api.add_api_route("/workflows", _guarded(_post_workflow), methods=["POST"],
                       status_code=status.HTTP_202_ACCEPTED, response_model=TaskAccepted)
-    api.add_api_route("/tasks/{task_id}", _get_status, methods=["GET"],
+    api.add_api_route("/tasks/{task_id}", _guarded(_get_status), methods=["GET"],
                       response_model=TaskStatus)
     return api
 

@@ -6,12 +6,36 @@ from typing import Any, Literal
 from celery import chord, group
 from celery.canvas import Signature
 from celery.result import GroupResult
-from fastapi import APIRouter, FastAPI
+import kombu
+import kombu.exceptions
+import redis.exceptions
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from tasks import add, notify, square, total
 from tasks import app as celery_app  # noqa: F401  (the tests use it; send through it)
 
 MAX_NUMBERS = 100
+UNAVAILABLE_WITHIN_SECONDS = 3  # a request answers within this long when Redis is down
+RETRY_AFTER_SECONDS = 5
+_CONNECTION_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError,
+                      redis.exceptions.TimeoutError)
+
+
+class QueueUnavailable(Exception):
+    """Redis (broker or result backend) could not be reached."""
+
+
+def _redis_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, _CONNECTION_ERRORS):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise QueueUnavailable(str(cause)) from exc
 
 logger = logging.getLogger(__name__)
 
@@ -97,28 +121,57 @@ def _router() -> APIRouter:
 
     @router.post("/notify", status_code=202)
     def post_notify(body: NotifyRequest) -> TaskAccepted:
-        queued = notify.apply_async(
-            args=(body.notification_id, body.user_id, body.message))
+        queued = _redis_call(
+            notify.apply_async, args=(body.notification_id, body.user_id, body.message),
+            retry_policy={"max_retries": 0})
         logger.info("notify queued: id=%s task=%s", body.notification_id, queued.id)
         return TaskAccepted(task_id=queued.id)
 
     @router.get("/{task_id}")
     def get_task(task_id: str) -> TaskStatus:
-        return task_status(task_id)
+        return _redis_call(task_status, task_id)
 
     return router
 
 
 def create_app() -> FastAPI:
     """Return a NEW FastAPI app with the three endpoints described at the top."""
+    celery_app.conf.update(
+        broker_connection_timeout=1.5,
+        redis_socket_connect_timeout=1.5,
+        redis_socket_timeout=1.5,
+        result_backend_transport_options={"retry_policy": {"max_retries": 0}},
+    )
     api = FastAPI()
     api.include_router(_router())
 
+    @api.exception_handler(QueueUnavailable)
+    def unavailable(request: Request, exc: QueueUnavailable) -> JSONResponse:
+        logger.warning("%s: redis unavailable: %s", request.url.path, exc)
+        return JSONResponse({"detail": f"queue unavailable: {exc}"}, status_code=503,
+                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+    @api.get("/health")
+    def health() -> JSONResponse:
+        probe = kombu.Connection(celery_app.conf.broker_url, connect_timeout=1)
+        try:
+            probe.ensure_connection(max_retries=1, interval_start=0)
+        except Exception:
+            return JSONResponse({"broker": "unavailable"}, status_code=503)
+        finally:
+            probe.release()
+        return JSONResponse({"broker": "ok"})
+
     @api.post("/workflows", status_code=202)
     def post_workflow(body: WorkflowRequest) -> TaskAccepted:
-        queued = build_workflow(body.kind, body.numbers).apply_async()
-        if body.kind == "group":
-            queued.save()
+        def send() -> Any:
+            sent = build_workflow(body.kind, body.numbers).apply_async(
+                retry_policy={"max_retries": 0})
+            if body.kind == "group":
+                sent.save()
+            return sent
+
+        queued = _redis_call(send)
         logger.info("workflow queued: kind=%s id=%s", body.kind, queued.id)
         return TaskAccepted(task_id=queued.id)
 
