@@ -5,13 +5,16 @@
 Every figure is the median wall time of ``--repeat`` runs, measured side by side in this
 run: the import floor (a pytest run of one trivial test importing the graded libraries),
 `pytest exercises/levelN --solutions` for each level, and `grader verify` (whole course).
-The ratio column is each figure over the floor.
+The ratio column is each figure over the floor; the CPU column is the CPU time (user +
+system, every process of the run) per run: on a machine with few CPUs, wall time cannot go
+below CPU time divided by the CPU count.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -25,14 +28,24 @@ TARGET_RATIO = 1.5  # issue 12: each level at most 1.5x its import floor
 VERIFY_TARGET = 20.0  # seconds, whole course
 
 
-def wall_time(command: list[str]) -> float:
-    """Seconds one run of ``command`` takes (it must succeed)."""
-    start = time.perf_counter()
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_run(command: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run of ``command`` (it must succeed)."""
+    start, cpu = time.perf_counter(), _children_cpu()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
-    return elapsed
+    return elapsed, _children_cpu() - cpu
+
+
+def wall_time(command: list[str]) -> float:
+    """Seconds one run of ``command`` takes (it must succeed)."""
+    return timed_run(command)[0]
 
 
 def pytest_command(*args: str) -> list[str]:
@@ -40,9 +53,10 @@ def pytest_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
 
 
-def median_of(command: list[str], repeat: int) -> float:
-    """The median wall time of ``repeat`` runs."""
-    return statistics.median(wall_time(command) for _ in range(repeat))
+def median_of(command: list[str], repeat: int) -> tuple[float, float]:
+    """The median wall time and median CPU time of ``repeat`` runs."""
+    runs = [timed_run(command) for _ in range(repeat)]
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
 def main() -> None:
@@ -53,22 +67,23 @@ def main() -> None:
     parser.add_argument("--no-verify", action="store_true", help="leave `grader verify` out")
     options = parser.parse_args()
     wall_time(pytest_command(str(FLOOR)))  # warm the file cache once
-    floor = median_of(pytest_command(str(FLOOR)), options.repeat)
-    rows: list[tuple[str, float, str]] = [("import floor (1 trivial test)", floor, "")]
+    floor, floor_cpu = median_of(pytest_command(str(FLOOR)), options.repeat)
+    rows: list[tuple[str, float, float, str]] = [
+        ("import floor (1 trivial test)", floor, floor_cpu, "")
+    ]
     for level in options.level or LEVELS:
-        seconds = median_of(
+        seconds, cpu = median_of(
             pytest_command(f"exercises/level{level}", "--solutions"), options.repeat
         )
-        rows.append((f"level {level} vs the solutions", seconds, f"<= {TARGET_RATIO}x floor"))
+        rows.append((f"level {level} vs the solutions", seconds, cpu, f"<= {TARGET_RATIO}x floor"))
     if not options.no_verify:
         verify = [sys.executable, "-m", "grader", "verify"]
-        rows.append(
-            ("grader verify (whole course)", median_of(verify, 1), f"<= {VERIFY_TARGET:g} s")
-        )
+        seconds, cpu = median_of(verify, 1)
+        rows.append(("grader verify (whole course)", seconds, cpu, f"<= {VERIFY_TARGET:g} s"))
     print(f"cronkata benchmark: {os.cpu_count()} CPU(s), median of {options.repeat} run(s)")
-    print(f"{'what':<34}{'seconds':>9}{'x floor':>9}  target")
-    for name, seconds, target in rows:
-        print(f"{name:<34}{seconds:>9.2f}{seconds / floor:>9.2f}  {target}")
+    print(f"{'what':<34}{'seconds':>9}{'x floor':>9}{'CPU s':>8}  target")
+    for name, seconds, cpu, target in rows:
+        print(f"{name:<34}{seconds:>9.2f}{seconds / floor:>9.2f}{cpu:>8.2f}  {target}")
 
 
 if __name__ == "__main__":
