@@ -27,7 +27,7 @@ import pytest
 from _pytest.reports import TestReport
 from _pytest.runner import runtestprotocol
 
-from grader import paths, sandbox, spec, variants
+from grader import hints, paths, sandbox, spec, variants
 from grader.catalog import Exercise, catalog
 from grader.feedback import GradingFailure
 from grader.sandbox import integrity
@@ -49,6 +49,7 @@ def _timeout_of(item: pytest.Item, exercise: Exercise) -> float:
 
 
 _DONE = pytest.StashKey[dict[str, list[TestReport]]]()
+_GUIDANCE = pytest.StashKey[str]()  # what follows a graded test's failure message
 _WORKDIR = pytest.StashKey[tempfile.TemporaryDirectory[str]]()
 GRADE_MARK = "grade"
 
@@ -229,17 +230,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     them (its timer would otherwise wrap the whole batch that the first item runs).
     """
     forking = not config.getoption("grader_no_fork")
+    revealed = hints.all_revealed()  # the hints `grader hint` revealed
     for item in items:
         module = item.getparent(ExerciseModule)
         if module is None:
             continue
         info = _grade_info(item)
         item.extra_keyword_matches.add(module.exercise.id)  # `pytest -k <exercise id>`
+        guidance = _guidance(item, revealed.get(module.exercise.id, frozenset()))
+        item.stash[_GUIDANCE] = guidance  # computed here, once: children inherit it
         item.user_properties.extend(
             [
                 ("exercise", module.exercise.id),
                 ("variant", module.variant.name),
                 ("points", int(info.get("points", 1))),
+                # what the CLI renders itself (in the learner's language)
+                ("note", str(info.get("note") or module.exercise.note)),
+                ("hint", str(info.get("hint") or "")),
+                ("spec", ",".join(spec.spec_of(info) or ())),
+                ("guidance", guidance),
             ]
         )
         # The call phase's failure text, per item (an instance attribute shadows the method).
@@ -295,42 +304,65 @@ def _run_batch(config: pytest.Config, items: list[pytest.Item]) -> dict[str, lis
     modules = list(dict.fromkeys(m for i in items if (m := i.getparent(ExerciseModule))))
     for module in modules:  # from the reference solution: never from names a child reports
         sandbox.warm_up(module.exercise.solution_path())
-    works = [(m.nodeid, m.load_probe(), LOAD_TIMEOUT) for m in modules]
-    probes = sandbox.run_many(works, parallel, watch=_watch(config))
-    for module in modules:
-        module.record_probe(probes[module.nodeid])
+    # Each module's load probe runs first and its tests are held until it is judged: a file
+    # that cannot be imported (or hangs, or forks a bomb while importing) runs once, not once
+    # per test. Probes and tests share one run, so no round waits for the slowest probe.
+    probes = {m.nodeid: m for m in modules}
+    probed: set[str] = set()
     config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]  # one base for all children
     reports: dict[str, list[TestReport]] = {}
+    owners: dict[str, ExerciseModule] = {}
     runnable: list[tuple[str, Any, float]] = []
     functions: dict[str, str] = {}
     for item in items:
         owner = item.getparent(ExerciseModule)
         assert owner is not None
-        if owner.load_problem is not None:
-            reports[item.nodeid] = _reports(item, _with_guidance(item, owner.load_problem))
-        else:
-            runnable.append((item.nodeid, _child_work(item), _timeout_of(item, owner.exercise)))
-            functions[item.nodeid] = _function_identity(item)
+        owners[item.nodeid] = owner
+        runnable.append((item.nodeid, _child_work(item), _timeout_of(item, owner.exercise)))
+        functions[item.nodeid] = _function_identity(item)
     first_catch = _FirstCatch.of(config, items)
-    runnable = first_catch.ordered(runnable)
+    works = [(m.nodeid, m.load_probe(), LOAD_TIMEOUT) for m in modules]
+    works += first_catch.ordered(runnable)
     by_id = {item.nodeid: item for item in items}
 
+    def held(nodeid: Hashable) -> bool:
+        return nodeid not in probes and owners[str(nodeid)].nodeid not in probed
+
+    def wanted(nodeid: Hashable) -> bool:
+        if nodeid in probes:
+            return True
+        return owners[str(nodeid)].load_problem is None and first_catch.wanted(nodeid)
+
+    def waits(nodeid: Hashable) -> bool:
+        return nodeid not in probes and first_catch.waits(nodeid)
+
     def judged(nodeid: Hashable, result: sandbox.ChildResult) -> None:
+        if nodeid in probes:
+            probes[str(nodeid)].record_probe(result)
+            probed.add(str(nodeid))
+            return
         item = by_id[str(nodeid)]
         reports[item.nodeid] = _judge_child(item, result, functions[item.nodeid])
         first_catch.saw(item, reports[item.nodeid])
 
     sandbox.run_many(
-        runnable,
+        works,
         parallel,
         watch=_watch(config),
-        wanted=first_catch.wanted,
+        wanted=wanted,
         on_result=judged,
-        waits=first_catch.waits,
+        waits=waits,
+        held=held,
     )
     for nodeid, _, _ in runnable:
-        if nodeid not in reports:
-            reports[nodeid] = _not_run(by_id[nodeid], first_catch.catcher(by_id[nodeid]))
+        if nodeid in reports:
+            continue
+        item, owner = by_id[nodeid], owners[nodeid]
+        if owner.load_problem is not None:  # one cause for every test of the exercise
+            message = _with_guidance(item, owner.load_problem)
+            reports[nodeid] = _reports(item, message, cause="load")
+        else:
+            reports[nodeid] = _not_run(item, first_catch.catcher(item))
     first_catch.remember()
     return reports
 
@@ -456,7 +488,7 @@ def _judge_child(item: pytest.Item, result: sandbox.ChildResult, function: str) 
     if result.problem is not None:
         message = f"The test process {result.problem}"
         if result.output.strip():
-            message += f"\nIts output (last lines):\n{result.output[-1500:]}"
+            message += f"\nIts output (last lines):\n{_output_tail(result.output)}"
         return _reports(item, _with_guidance(item, message), result.seconds)
     value = result.payload if isinstance(result.payload, dict) else {}
     phases = value.get("phases")
@@ -577,22 +609,54 @@ def _report(
     )
 
 
-def _reports(item: pytest.Item, message: str, seconds: float = 0.0) -> list[TestReport]:
-    """Setup passed, call failed with ``message``, teardown passed."""
-    return [
+def _reports(
+    item: pytest.Item, message: str, seconds: float = 0.0, cause: str = ""
+) -> list[TestReport]:
+    """Setup passed, call failed with ``message``, teardown passed.
+
+    ``cause="load"``: the exercise's file cannot be loaded, the one reason every test of
+    it fails (the CLI says it once).
+    """
+    reports = [
         _report(item, "setup", "passed", None),
         _report(item, "call", "failed", message, seconds),
         _report(item, "teardown", "passed", None),
     ]
+    if cause:
+        reports[1].user_properties.append(("cause", cause))
+    return reports
+
+
+OUTPUT_TAIL_LINES = 8
+OUTPUT_TAIL_WIDTH = 160
+
+
+def _output_tail(output: str) -> str:
+    """The last few lines a test process wrote, each cut short: enough to recognise it,
+    never a page of a library's log."""
+    lines = [line.rstrip() for line in output.rstrip().splitlines() if line.strip()]
+    shown = [
+        line if len(line) <= OUTPUT_TAIL_WIDTH else line[: OUTPUT_TAIL_WIDTH - 3] + "..."
+        for line in lines[-OUTPUT_TAIL_LINES:]
+    ]
+    if len(lines) > OUTPUT_TAIL_LINES:
+        shown.insert(0, f"... ({len(lines) - OUTPUT_TAIL_LINES} earlier line(s) not shown)")
+    return "\n".join(shown)
 
 
 # -- feedback -----------------------------------------------------------------------------------
 
 
-def _with_guidance(item: pytest.Item, message: str) -> str:
+def _guidance(item: pytest.Item, revealed: frozenset[str] = frozenset()) -> str:
+    """What follows a failure's message: the promise, the note section, the hint.
+
+    A learner's own files get the hint only once `grader hint` revealed it (``revealed``),
+    a nudge otherwise: hints are often the answer. The reference, stub, mutant and
+    alternative trees (maintainers') always show it.
+    """
     info = _grade_info(item)
     module = item.getparent(ExerciseModule)
-    lines = [message.rstrip()]
+    lines = []
     tags = spec.spec_of(info) or ()
     if tags:
         lines.append(
@@ -602,11 +666,21 @@ def _with_guidance(item: pytest.Item, message: str) -> str:
     if note:
         lines.append(f"{'' if tags else chr(10)}read: notes/{note}")
     hint = info.get("hint")
-    if hint:
+    learner = module is not None and module.variant.name == variants.LEARNER
+    if hint and (not learner or str(hint).strip() in revealed):
         lines.append(f"hint: {hint}")
+    elif module is not None and learner:
+        lines.append(f"hint: `python3 -m grader hint {module.exercise.id}` reveals one")
     if module is not None and module.variant.is_mutant:
         lines.append(f"(mutant: {module.variant.description})")
-    return "\n".join(lines)
+    return "\n" + "\n".join(lines) if lines else ""
+
+
+def _with_guidance(item: pytest.Item, message: str) -> str:
+    guidance = item.stash.get(_GUIDANCE, None)
+    if guidance is None:
+        guidance = _guidance(item)
+    return message.rstrip() + guidance
 
 
 def _learner_frame(excinfo: pytest.ExceptionInfo[BaseException], root: Path) -> str:

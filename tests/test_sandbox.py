@@ -312,3 +312,28 @@ def test_warm_up_follows_sibling_imports_and_never_names_a_sibling() -> None:
     assert "fastapi" in names
     assert "pydantic_settings" in names, "config.py's imports come with embedded_app.py's"
     assert not {"config", "embedded_app", "standalone_app"} & {n.split(".")[0] for n in names}
+
+
+def test_a_held_work_starts_only_after_the_work_that_releases_it_is_judged() -> None:
+    judged: list[object] = []
+    started: dict[object, int] = {}
+
+    def wanted(key: object) -> bool:
+        started[key] = len(judged)  # how many works were judged when this one started
+        return True
+
+    works = [("probe", lambda: time.sleep(0.2), 10.0), ("test", lambda: None, 10.0)]
+    sandbox.run_many(
+        works,
+        parallel=4,  # slots to spare: only the gate keeps "test" from starting at once
+        wanted=wanted,
+        on_result=lambda key, _result: judged.append(key),
+        held=lambda key: key == "test" and "probe" not in judged,
+    )
+    assert judged == ["probe", "test"]
+    assert started == {"probe": 0, "test": 1}
+
+
+def test_works_held_with_nothing_running_to_release_them_are_a_clear_error() -> None:
+    with pytest.raises(RuntimeError, match="held"):
+        sandbox.run_many([(0, lambda: None, 10.0)], held=lambda key: True)

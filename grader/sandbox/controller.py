@@ -136,12 +136,20 @@ def _wait(running: dict[int, Spawned], seconds: float) -> None:
 def _next_startable(
     pending: list[tuple[Hashable, Callable[[], object], float]],
     waits: Callable[[Hashable], bool] | None,
-) -> int | None:
-    """Index in ``pending`` (reversed: the next is last) of the next work free to start."""
+    held: Callable[[Hashable], bool] | None = None,
+) -> tuple[int | None, int | None]:
+    """Indexes in ``pending`` (reversed: the next is last) of the next work free to start,
+    and of the next one that only waits (None: there is none)."""
+    waiting = None
     for position in range(len(pending) - 1, -1, -1):
-        if waits is None or not waits(pending[position][0]):
-            return position
-    return None
+        key = pending[position][0]
+        if held is not None and held(key):
+            continue
+        if waits is None or not waits(key):
+            return position, waiting
+        if waiting is None:
+            waiting = position
+    return None, waiting
 
 
 def run_many(
@@ -152,13 +160,16 @@ def run_many(
     wanted: Callable[[Hashable], bool] | None = None,
     on_result: Callable[[Hashable, ChildResult], None] | None = None,
     waits: Callable[[Hashable], bool] | None = None,
+    held: Callable[[Hashable], bool] | None = None,
 ) -> dict[Hashable, ChildResult]:
     """Run each ``(key, work, timeout)`` in its own forked child, ``parallel`` at a time.
 
     ``wanted(key)`` is asked just before a work would start (False: it is left out of the
     results); ``on_result(key, result)`` is called as each child is judged. A work for
     which ``waits(key)`` is True now is passed over until it is not (the works after it
-    start first), unless half the slots would stay idle: then it starts anyway.
+    start first), unless half the slots would stay idle: then it starts anyway. A work for
+    which ``held(key)`` is True never starts while it is (it must turn False once some
+    running work is judged: a work nothing running can release is a caller's bug).
 
     A work's result must be JSON-serialisable; it comes back signed, down a socket. A child
     that dies, exits early, forges its result, outlives its timeout or (with ``watch``,
@@ -180,11 +191,15 @@ def run_many(
         with reaper.interruptible():
             while pending or running:
                 while pending and len(running) < max(1, parallel):
-                    position = _next_startable(pending, waits)
+                    position, waiting = _next_startable(pending, waits, held)
                     if position is None and len(running) >= max(1, parallel // 2):
                         break  # every pending work waits for a running one
                     if position is None:  # half the slots idle: waiting costs more than it saves
-                        position = len(pending) - 1
+                        position = waiting
+                    if position is None:
+                        if not running:
+                            raise RuntimeError("every pending work is held and none runs")
+                        break  # every pending work is held until a running one is judged
                     key, work, timeout = pending.pop(position)
                     if wanted is not None and not wanted(key):
                         continue
