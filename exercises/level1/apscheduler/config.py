@@ -46,7 +46,14 @@ class SchedulerSettings(BaseSettings):
       * ``max_workers`` must be between 1 and 100 inclusive (#max-workers-range);
       * ``misfire_grace_time`` must be at least 1, in whole seconds (an ``int``: 1.5 is
         rejected) (#misfire-grace-time-range);
-      * ``max_instances`` must be at least 1 (#max-instances-range).
+      * ``max_instances`` must be at least 1 (#max-instances-range);
+      * ``jobstore_url``, when set, must be a URL that SQLAlchemy can parse and whose
+        database SQLAlchemy knows (``sqlalchemy.engine.make_url(value).get_dialect()``
+        works; catch its ``ArgumentError``, which is no ``ValueError``): "not a url",
+        "foo://x" and "postgres://..." (SQLAlchemy's name is "postgresql") are rejected,
+        "sqlite:////tmp/jobs.sqlite" and "postgresql+psycopg://user:password@host:5432/db"
+        are accepted and stored as given. Check the URL, do not connect: the database need
+        not be up when the settings are read (#jobstore-url-validated).
     TODO (environment): without the ``SCHEDULER_`` prefix configured, this class reads the
     wrong variables (``TIMEZONE`` instead of ``SCHEDULER_TIMEZONE``) (#env-prefix).
     """

@@ -17,6 +17,10 @@ names ("cronkata.cleanup"), never by importing them (#tasks-by-name).
 The demo variable: ``beat_schedule`` is built with ``demo_seconds`` = the value of the
 environment variable DEMO_ENV read as a float ("2.5" means 2.5 s) when it is set
 (#demo-env-float), and None when it is unset or empty (#demo-env-empty-is-unset).
+Any other value than a number from DEMO_MIN_SECONDS to DEMO_MAX_SECONDS (both accepted)
+makes importing the module raise a ``ValueError`` whose message names DEMO_ENV: not a
+number ("2s"), not finite ("nan", "inf": beat would crash) or out of range ("1e-9", "0":
+beat would flood the broker) (#demo-env-validated).
 
 Each promise the tests grade ends with a tag such as (#first-run-after-interval); a
 failing test names its tag.
@@ -33,6 +37,8 @@ from typing import Any
 
 TIMEZONE = "Asia/Shanghai"
 DEMO_ENV = "CELERY_BEAT_DEMO_SECONDS"
+DEMO_MIN_SECONDS = 0.5  # two sends a second at most: enough to watch, not a flood
+DEMO_MAX_SECONDS = 86_400  # a day; far beyond it timedelta overflows
 MAINTENANCE_QUEUE = "maintenance"
 
 CLEANUP_ENTRY = "cleanup-every-10-minutes"
@@ -81,6 +87,7 @@ timezone = TIMEZONE  # crontab hours are wall-clock hours in this zone (without 
 enable_utc = True  # messages and results carry UTC times; only the schedule is local
 
 # TODO: beat_schedule = build_beat_schedule(seconds), where seconds is the value of the
-# environment variable DEMO_ENV as a float when it is set (and not empty), else None
-# (see "The demo variable" at the top).
+# environment variable DEMO_ENV as a float when it is set (and not empty), else None; a
+# value out of DEMO_MIN_SECONDS..DEMO_MAX_SECONDS raises ValueError (see "The demo
+# variable" at the top).
 beat_schedule: dict[str, dict[str, Any]] = {}
