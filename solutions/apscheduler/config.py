@@ -5,17 +5,30 @@ What it teaches (notes/07a_ap_scheduler_intro.md):
     * reject bad values at start-up with a message naming the field, not later in a job;
     * ``coalesce``, ``misfire_grace_time`` and ``max_instances`` belong in ``job_defaults``:
       passed as scheduler keyword arguments they are silently ignored;
-    * ``jobstore_url`` switches from the in-memory store to a persistent SQLAlchemy store.
+    * ``jobstore_url`` switches from the in-memory store to a persistent SQLAlchemy store;
+      a URL SQLAlchemy cannot parse, an unknown database or a driver that is not installed
+      is a bad setting too (an empty value means "in memory").
 
-How to run (it prints the settings and the scheduler it would build):
+How to run (it prints the settings and the scheduler it would build, once it has connected
+to the job store's database; a bad setting or an unreachable database is one ERROR line
+naming the variable, and exit status 2):
     cd solutions/apscheduler && python config.py
     cd solutions/apscheduler && SCHEDULER_TIMEZONE=Europe/Berlin python config.py
     cd solutions/apscheduler && SCHEDULER_JOBSTORE_URL=sqlite:////tmp/jobs.sqlite python config.py
+
+PostgreSQL needs its driver, psycopg: the project's ``postgres`` extra (the course's .venv has
+it; elsewhere ``pip install -e ".[postgres]"`` from the repository root). Name the driver in
+the URL, ``postgresql+psycopg://user:password@host:port/database``; with the local server:
+    createdb -h 127.0.0.1 -U postgres cronkata    # once
+    cd solutions/apscheduler
+    export SCHEDULER_JOBSTORE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/cronkata
+    python config.py                              # then standalone_app.py keeps its jobs there
 
 Sibling files import it by bare name: ``from config import build_scheduler, load_settings``.
 """
 
 import logging
+import sys
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -23,16 +36,24 @@ from apscheduler.jobstores.base import BaseJobStore
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 logger = logging.getLogger(__name__)
+
+_ENV_PREFIX = "SCHEDULER_"
+_URL_EXAMPLES = "sqlite:////tmp/jobs.sqlite or postgresql+psycopg://user:password@host:5432/db"
+_EXIT_BAD_SETTINGS = 2  # the process could not start with these settings
 
 
 class SchedulerSettings(BaseSettings):
     """Scheduler configuration, read from ``SCHEDULER_<FIELD>`` environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="SCHEDULER_")
+    # hide_input_in_errors: a rejected URL may hold a database password, keep it out of logs
+    model_config = SettingsConfigDict(env_prefix="SCHEDULER_", hide_input_in_errors=True)
 
     timezone: str = "UTC"  # an IANA name such as "Europe/Berlin"
     jobstore_url: str | None = None  # None: in memory; else a SQLAlchemy URL
@@ -59,6 +80,34 @@ class SchedulerSettings(BaseSettings):
         """Treat an empty ``SCHEDULER_JOBSTORE_URL=`` like an unset one."""
         if isinstance(value, str) and not value.strip():
             return None
+        return value
+
+    @field_validator("jobstore_url")
+    @classmethod
+    def _usable_url(cls, value: str | None) -> str | None:
+        """Reject what SQLAlchemy could not open: no URL, an unknown database, no driver.
+
+        The messages never repeat the URL: it may hold a password.
+        """
+        if value is None:
+            return None
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(f"not a SQLAlchemy URL; use e.g. {_URL_EXAMPLES}") from None
+        try:
+            dialect = url.get_dialect()
+        except NoSuchModuleError:
+            raise ValueError(
+                f"unknown database {url.drivername!r}; use e.g. {_URL_EXAMPLES}"
+            ) from None
+        try:
+            dialect.import_dbapi()
+        except ImportError as error:
+            raise ValueError(
+                f"the driver of {url.drivername!r} is not installed ({error}); for PostgreSQL "
+                "install the project's postgres extra: pip install -e '.[postgres]'"
+            ) from None
         return value
 
 
@@ -90,15 +139,52 @@ def build_scheduler(settings: SchedulerSettings | None = None) -> BackgroundSche
     )
 
 
-if __name__ == "__main__":
+def _check_jobstore(settings: SchedulerSettings) -> None:
+    """Connect once to the job store's database: a wrong host, port or password fails here."""
+    if not settings.jobstore_url:
+        return
+    engine = create_engine(settings.jobstore_url)
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
+
+
+def _error_line(error: BaseException) -> str:
+    """A start-up error as one line naming the variable to fix (for config.py and
+    standalone_app.py), without a traceback and without the URL's password."""
+    if isinstance(error, ValidationError):
+        return "; ".join(
+            f"{_ENV_PREFIX}{'_'.join(map(str, item['loc'])).upper()}: "
+            + item["msg"].removeprefix("Value error, ")
+            for item in error.errors()
+        )
+    if isinstance(error, SQLAlchemyError):  # raised by the job store, the only database here
+        # the driver's own message (its first line), without SQLAlchemy's [SQL: ...] lines
+        detail = str(getattr(error, "orig", None) or error).strip().splitlines()
+        reason = detail[0] if detail else type(error).__name__
+        return f"{_ENV_PREFIX}JOBSTORE_URL: the job store's database cannot be used: {reason}"
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def _main() -> int:
+    """Print the settings and the scheduler they build; a bad setting: one line, status 2."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         current = load_settings()
-    except ValueError as error:  # pydantic's ValidationError names every bad field
-        logger.error("invalid scheduler settings: %s", error)
-        raise SystemExit(1) from None
+        scheduler = build_scheduler(current)
+        _check_jobstore(current)
+    except (ValueError, ImportError, SQLAlchemyError) as error:
+        logger.error("cannot build the scheduler: %s", _error_line(error))
+        return _EXIT_BAD_SETTINGS
     # The URL may hold a database password: never log it.
     logger.info("settings: %s", current.model_dump(exclude={"jobstore_url"}))
     logger.info("job store: %s", "SQLAlchemy" if current.jobstore_url else "memory")
-    scheduler = build_scheduler(current)
     logger.info("scheduler built (not started), time zone %s", scheduler.timezone)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

@@ -5,13 +5,21 @@ What it teaches (notes/07a_ap_scheduler_intro.md):
     * SIGTERM (``docker stop``, Kubernetes, systemd) and SIGINT (Ctrl+C) only set a
       ``threading.Event``; the main thread then calls ``shutdown(wait=True)`` so a running
       job finishes instead of dying half-way;
-    * the process exits with status 0 after a requested stop, and logs "started"/"stopped".
+    * the process exits with status 0 after a requested stop, and logs "started"/"stopped";
+      it does not start with bad settings or an unreachable job store database: one ERROR
+      line naming the variable, exit status 2.
 
 How to run:
     cd solutions/apscheduler && python standalone_app.py
     (stop it with Ctrl+C, or `kill -TERM <pid>` from another terminal)
 
-Settings come from SCHEDULER_* variables (see config.py).
+Settings come from SCHEDULER_* variables (see config.py). Jobs kept in PostgreSQL survive a
+restart; its driver is the project's ``postgres`` extra (in the course's .venv; elsewhere
+``pip install -e ".[postgres]"`` from the repository root). With the local server:
+    createdb -h 127.0.0.1 -U postgres cronkata    # once
+    cd solutions/apscheduler
+    SCHEDULER_JOBSTORE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/cronkata \\
+        python standalone_app.py
 """
 
 import logging
@@ -23,10 +31,12 @@ from types import FrameType
 
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from config import build_scheduler, load_settings
+from config import _check_jobstore, _error_line, build_scheduler, load_settings
+from sqlalchemy.exc import SQLAlchemyError
 
 HEARTBEAT_JOB_ID = "heartbeat"
 HEARTBEAT_SECONDS = 10
+_EXIT_BAD_SETTINGS = 2  # could not start: a setting or the job store's database is wrong
 
 logger = logging.getLogger(__name__)
 
@@ -48,17 +58,22 @@ def register_jobs(scheduler: BaseScheduler) -> None:
 
 
 def main() -> int:
-    """Run the scheduler until SIGTERM or SIGINT, then stop it gracefully; return 0."""
+    """Run the scheduler until SIGTERM or SIGINT, then stop it gracefully; return 0.
+
+    Bad settings or a job store that cannot be opened: one ERROR line, return 2.
+    """
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        scheduler = build_scheduler(load_settings())
-    except ValueError as error:  # pydantic's ValidationError names every bad field
-        logger.error("invalid scheduler settings: %s", error)
-        return 1
+        settings = load_settings()
+        _check_jobstore(settings)  # a wrong host, port or password: fail before anything else
+        scheduler = build_scheduler(settings)
+    except (ValueError, ImportError, SQLAlchemyError) as error:  # names the bad variable
+        logger.error("cannot start: %s", _error_line(error))
+        return _EXIT_BAD_SETTINGS
     register_jobs(scheduler)
 
     stop = threading.Event()
@@ -70,7 +85,11 @@ def main() -> int:
     handled = (signal.SIGTERM, signal.SIGINT)
     previous = {sig: signal.signal(sig, request_stop) for sig in handled}
     try:
-        scheduler.start()
+        try:
+            scheduler.start()  # opens the job store (creates its table): may still fail
+        except SQLAlchemyError as error:
+            logger.error("cannot start: %s", _error_line(error))
+            return _EXIT_BAD_SETTINGS
         logger.info("scheduler started (pid %d); stop with SIGTERM or Ctrl+C", os.getpid())
         stop.wait()
         logger.info("stop requested, waiting for running jobs to finish")

@@ -18,10 +18,19 @@ How to run (beat is a separate process; exactly one beat per schedule):
 
 A short schedule for trying things out (the cleanup entry every 2 seconds):
     CELERY_BEAT_DEMO_SECONDS=2 celery -A tasks beat --loglevel=INFO -s /tmp/celerybeat-schedule
+
+CELERY_BEAT_DEMO_SECONDS is a number of seconds from DEMO_MIN_SECONDS (0.5) to
+DEMO_MAX_SECONDS (86400, a day); empty or unset means the normal schedule. Anything else
+("1e-9" would flood the broker, "nan" and "inf" crash beat) makes importing this module
+raise a ValueError naming the variable, so beat stops at start-up with that message.
+Print the schedule beat would get (a bad value: one line, exit status 2):
+    cd solutions/celery_beat && CELERY_BEAT_DEMO_SECONDS=2 python beat_config.py
 """
 
 import logging
+import math
 import os
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -29,6 +38,8 @@ from celery.schedules import crontab
 
 TIMEZONE = "Asia/Shanghai"
 DEMO_ENV = "CELERY_BEAT_DEMO_SECONDS"
+DEMO_MIN_SECONDS = 0.5  # two sends a second at most: enough to watch, not a flood
+DEMO_MAX_SECONDS = 86_400  # a day; far beyond it timedelta overflows
 MAINTENANCE_QUEUE = "maintenance"
 
 CLEANUP_ENTRY = "cleanup-every-10-minutes"
@@ -72,18 +83,45 @@ def build_beat_schedule(demo_seconds: float | None = None) -> dict[str, dict[str
 
 
 def _demo_seconds_from_env() -> float | None:
-    """The DEMO_ENV value in seconds, or None when it is unset or empty."""
+    """The DEMO_ENV value in seconds, or None when it is unset or empty (or blank).
+
+    Anything but a number from DEMO_MIN_SECONDS to DEMO_MAX_SECONDS raises a one-line
+    ValueError naming DEMO_ENV. ``isfinite`` says it outright: NaN fails every comparison,
+    so a check written as ``seconds <= 0`` (or ``x < lo or x > hi``) lets it through.
+    """
     raw = os.environ.get(DEMO_ENV, "").strip()
     if not raw:
         return None
-    seconds = float(raw)
-    if seconds <= 0:
-        raise ValueError(f"{DEMO_ENV} must be a positive number of seconds, got {raw!r}")
+    try:
+        seconds = float(raw)
+        usable = math.isfinite(seconds) and DEMO_MIN_SECONDS <= seconds <= DEMO_MAX_SECONDS
+    except ValueError:  # not a number at all ("2s", "ten")
+        usable = False
+    if not usable:
+        raise ValueError(
+            f"{DEMO_ENV} must be a number of seconds from {DEMO_MIN_SECONDS} to "
+            f"{DEMO_MAX_SECONDS}, or empty for the normal schedule; got {raw!r}"
+        )
     logger.warning("demo schedule: %s every %s s", CLEANUP_ENTRY, seconds)
     return seconds
+
+
+def _show(schedule: dict[str, dict[str, Any]]) -> None:
+    """Print each entry: name, task, schedule and options (``python beat_config.py``)."""
+    for name, entry in schedule.items():
+        print(f"{name}: {entry['task']} {entry['schedule']} {entry.get('options', {})}")
 
 
 # -- the settings Celery reads (app.config_from_object(beat_config)) ---------------------------
 timezone = TIMEZONE  # crontab hours are wall-clock hours in this zone
 enable_utc = True  # messages and results carry UTC times; only the schedule is local
-beat_schedule = build_beat_schedule(_demo_seconds_from_env())
+try:
+    beat_schedule = build_beat_schedule(_demo_seconds_from_env())
+except ValueError as error:
+    if __name__ != "__main__":
+        raise  # imported by Celery, tasks.py or the web app: the clear exception stops them
+    print(f"beat_config.py: {error}", file=sys.stderr)  # run as a script: one line
+    sys.exit(2)
+
+if __name__ == "__main__":
+    _show(beat_schedule)

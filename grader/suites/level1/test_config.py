@@ -9,6 +9,7 @@ through their effect on a job, not through private attributes.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -316,6 +317,40 @@ def test_every_error_names_its_field(target: Target) -> None:
         ("SCHEDULER_MAX_INSTANCES", "0"),
     ]:
         _expect_rejected(module, variable, value)
+
+
+# URLs SQLAlchemy cannot open: no URL at all, no scheme, unknown databases ("postgres" is
+# Heroku's spelling; SQLAlchemy's is "postgresql").
+BAD_URLS = ["not a url", "localhost:5432/jobs", "foo://x", "postgres://user:secret@db/app"]
+# Valid URLs; the PostgreSQL host does not exist: the settings must not connect to it.
+GOOD_URLS = ["sqlite:////tmp/jobs.sqlite", "sqlite:///jobs.sqlite", "sqlite://"] + (
+    ["postgresql+psycopg://user:secret@db.invalid:5432/app"]
+    if importlib.util.find_spec("psycopg") is not None  # the course's .venv has the driver
+    else []
+)
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#configuration",
+    hint="A field_validator on jobstore_url: make_url(value).get_dialect() inside try, and "
+    "raise ValueError for sqlalchemy.exc.ArgumentError (NoSuchModuleError is one).",
+    spec=("jobstore-url-validated",),
+)
+def test_a_jobstore_url_sqlalchemy_cannot_open_is_rejected(target: Target) -> None:
+    module = target.load(FILE)
+    for url in BAD_URLS:
+        _expect_rejected(module, "SCHEDULER_JOBSTORE_URL", url)
+    for url in GOOD_URLS:
+        try:
+            settings = _load_with(module, {"SCHEDULER_JOBSTORE_URL": url})
+        except Exception as error:
+            fail(
+                f"SCHEDULER_JOBSTORE_URL={url!r} is a valid URL but was rejected "
+                f"({type(error).__name__}: {error}). Check the URL only: connecting while "
+                "the settings are read fails whenever the database is not up yet."
+            )
+        expect_equal(getattr(settings, "jobstore_url", None), url, f"jobstore_url from {url!r}")
 
 
 # -- build_scheduler ------------------------------------------------------------------------

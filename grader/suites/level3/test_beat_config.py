@@ -11,6 +11,7 @@ The schedule is read from the module exactly as Celery reads it (`config_from_ob
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -27,7 +28,7 @@ from grader import paths
 from grader.drawing import deterministic
 from grader.feedback import expect, expect_equal, expect_fire_times, fail
 from grader.sim_beat import BeatSimulation, beat_app, simulate_beat
-from grader.targets import Target, load_file
+from grader.targets import LoadError, Target, load_file, module_name_for
 from grader.testing import environment
 
 NOTE = "07c_celery_beat_intro.md"
@@ -45,6 +46,9 @@ START_OFFSETS = st.integers(min_value=0, max_value=7 * 24 * 3600 - 1)
 DEMO_SECONDS = st.one_of(
     st.integers(min_value=1, max_value=3600), st.integers(2, 4 * 3600).map(lambda n: n / 4)
 )
+# CELERY_BEAT_DEMO_SECONDS values the stub rejects (0.5 .. 86400 s), and its two edges.
+BAD_DEMO_VALUES = ["nan", "inf", "-inf", "1e-9", "0", "-2", "0.25", "86401", "1e12", "2s"]
+EDGE_DEMO_VALUES = ["0.5", "86400"]
 
 
 @pytest.fixture(autouse=True)
@@ -123,6 +127,18 @@ def _seconds(value: object) -> float | None:
 def _load_with_demo_env(target: Target, value: str) -> ModuleType:
     with environment({"CELERY_BEAT_DEMO_SECONDS": value}):
         return target.load(FILE)
+
+
+def _import_with_demo_env(target: Target, value: str) -> ModuleType | BaseException:
+    """A fresh import of the file with the variable set: the module, or what it raised."""
+    path = target.path(FILE)
+    try:
+        with environment({"CELERY_BEAT_DEMO_SECONDS": value}):
+            return load_file(path, target.shown(FILE))
+    except LoadError as error:
+        return error.__cause__ or error
+    finally:
+        sys.modules.pop(module_name_for(path), None)  # the next import runs the file again
 
 
 # -- the entries ----------------------------------------------------------------------------------
@@ -419,6 +435,40 @@ def test_demo_variable_with_a_fraction_sends_cleanup_every_2_5_seconds(target: T
         "(app.config_from_object(beat_config))",
         tz=SHANGHAI,
     )
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#hello-world",
+    hint="Check the float before building: math.isfinite(x) and DEMO_MIN_SECONDS <= x <= "
+    "DEMO_MAX_SECONDS (NaN fails every comparison, so `if x <= 0: raise` lets it through), "
+    "else raise ValueError(f'{DEMO_ENV} ...'); float('2s')'s own error does not name it.",
+    timeout=10,
+    spec=("demo-env-validated",),
+)
+def test_a_demo_variable_beat_cannot_use_fails_the_import_naming_it(target: Target) -> None:
+    for value in BAD_DEMO_VALUES:
+        outcome = _import_with_demo_env(target, value)
+        setting = f"CELERY_BEAT_DEMO_SECONDS={value!r}"
+        if isinstance(outcome, ModuleType):
+            fail(
+                f"With {setting} the module imported (beat_schedule: "
+                f"{getattr(outcome, 'beat_schedule', None)!r}): beat would flood the broker or "
+                "crash. Reject anything but a number from 0.5 to 86400 with a ValueError."
+            )
+        expect(
+            isinstance(outcome, ValueError) and "CELERY_BEAT_DEMO_SECONDS" in str(outcome),
+            f"With {setting} importing the module raised {type(outcome).__name__}: {outcome}\n"
+            "Expected a ValueError whose message names CELERY_BEAT_DEMO_SECONDS, so whoever "
+            "starts beat knows which variable to fix.",
+        )
+    for value in EDGE_DEMO_VALUES:
+        outcome = _import_with_demo_env(target, value)
+        expect(
+            isinstance(outcome, ModuleType),
+            f"CELERY_BEAT_DEMO_SECONDS={value!r} is within 0.5 .. 86400 (both accepted), but "
+            f"importing the module raised {type(outcome).__name__}: {outcome}",
+        )
 
 
 @pytest.mark.grade(

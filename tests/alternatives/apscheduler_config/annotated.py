@@ -9,12 +9,25 @@ from apscheduler.jobstores.base import BaseJobStore
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 logger = logging.getLogger(__name__)
 
 PositiveSeconds = Annotated[int, Field(ge=1)]
+
+
+def _sqlalchemy_url(value: str) -> str:
+    try:
+        make_url(value).get_dialect()  # parses, and finds the dialect (no connection)
+    except ArgumentError as exc:  # NoSuchModuleError is an ArgumentError
+        raise ValueError(f"jobstore_url: SQLAlchemy cannot use this URL ({exc})") from exc
+    return value
+
+
+SqlAlchemyUrl = Annotated[str, AfterValidator(_sqlalchemy_url)]
 
 
 class SchedulerSettings(BaseSettings):
@@ -23,7 +36,7 @@ class SchedulerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SCHEDULER_")
 
     timezone: str = "UTC"
-    jobstore_url: str | None = None
+    jobstore_url: SqlAlchemyUrl | None = None
     max_workers: Annotated[int, Field(ge=1, le=100)] = 10
     coalesce: bool = True
     misfire_grace_time: PositiveSeconds = 30

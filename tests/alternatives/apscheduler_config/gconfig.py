@@ -6,6 +6,8 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.background import BackgroundScheduler
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import create_engine
+from sqlalchemy.exc import SQLAlchemyError
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +31,17 @@ class SchedulerSettings(BaseSettings):
             ZoneInfo(v)
         except (KeyError, ValueError, OSError, TypeError) as exc:
             raise ValueError(f"timezone: cannot load {v!r}") from exc
+        return v
+
+    @field_validator("jobstore_url")
+    @classmethod
+    def check_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            create_engine(v).dispose()  # an engine is lazy: it connects on first use only
+        except (SQLAlchemyError, ImportError) as exc:
+            raise ValueError(f"jobstore_url: {exc}") from exc
         return v
 
     @field_validator("max_workers")

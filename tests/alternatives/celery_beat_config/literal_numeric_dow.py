@@ -8,6 +8,8 @@ from celery.schedules import crontab
 
 TIMEZONE = "Asia/Shanghai"
 DEMO_ENV = "CELERY_BEAT_DEMO_SECONDS"
+DEMO_MIN_SECONDS = 0.5
+DEMO_MAX_SECONDS = 86_400
 MAINTENANCE_QUEUE = "maintenance"
 
 CLEANUP_ENTRY = "cleanup-every-10-minutes"
@@ -55,5 +57,20 @@ def build_beat_schedule(demo_seconds: float | None = None) -> dict[str, dict[str
 timezone = TIMEZONE  # crontab hours are wall-clock hours in this zone (without it: UTC)
 enable_utc = True  # messages and results carry UTC times; only the schedule is local
 
-_raw = os.environ.get(DEMO_ENV)
-beat_schedule: dict[str, dict[str, Any]] = build_beat_schedule(float(_raw) if _raw else None)
+
+
+def _demo_from_env() -> float | None:
+    raw = os.environ.get(DEMO_ENV) or None
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    # a chained comparison is False for NaN, and inf is above the maximum
+    if not DEMO_MIN_SECONDS <= seconds <= DEMO_MAX_SECONDS:
+        raise ValueError(f"bad {DEMO_ENV}={raw!r}: want seconds in [0.5, 86400]")
+    return seconds
+
+
+beat_schedule: dict[str, dict[str, Any]] = build_beat_schedule(_demo_from_env())

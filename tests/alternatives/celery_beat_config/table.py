@@ -1,5 +1,6 @@
 """Correct: the three entries built from a small table; crontab fields given as strings."""
 
+import math
 import os
 from datetime import timedelta
 from typing import Any
@@ -8,6 +9,8 @@ from celery.schedules import crontab
 
 TIMEZONE = "Asia/Shanghai"
 DEMO_ENV = "CELERY_BEAT_DEMO_SECONDS"
+DEMO_MIN_SECONDS = 0.5
+DEMO_MAX_SECONDS = 86_400
 MAINTENANCE_QUEUE = "maintenance"
 
 CLEANUP_ENTRY = "cleanup-every-10-minutes"
@@ -61,7 +64,15 @@ def _demo_seconds_from_env() -> float | None:
     raw = os.environ.get(DEMO_ENV, "").strip()
     if not raw:
         return None
-    return float(raw)
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{DEMO_ENV} is not a number: {raw!r}") from exc
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError(f"{DEMO_ENV} must be finite, got {raw!r}")
+    if value < DEMO_MIN_SECONDS or value > DEMO_MAX_SECONDS:
+        raise ValueError(f"{DEMO_ENV}={value} is outside {DEMO_MIN_SECONDS}..{DEMO_MAX_SECONDS}")
+    return value
 
 
 # -- the settings Celery reads (app.config_from_object(beat_config)) ---------------------------
