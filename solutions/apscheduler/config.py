@@ -143,7 +143,10 @@ def _check_jobstore(settings: SchedulerSettings) -> None:
     """Connect once to the job store's database: a wrong host, port or password fails here."""
     if not settings.jobstore_url:
         return
-    engine = create_engine(settings.jobstore_url)
+    # A host that drops packets would otherwise hang start-up until the OS gives up.
+    backend = make_url(settings.jobstore_url).get_backend_name()
+    connect_args = {"connect_timeout": 5} if backend in {"postgresql", "mysql"} else {}
+    engine = create_engine(settings.jobstore_url, connect_args=connect_args)
     try:
         with engine.connect():
             pass
