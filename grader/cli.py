@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import difflib
+import os
 import shutil
 import subprocess
 import sys
 import warnings
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
+from rich.text import Text
 
-from grader import paths, variants
+from grader import hints, i18n, paths, present, variants
 from grader.catalog import CatalogError, Exercise, UnknownExerciseError, catalog, is_pristine
+from grader.i18n import t
 from grader.report import render, statuses, write_json
 from grader.results import HarnessError, TestResult, run_suites
 from grader.verify import update_hashes, verify, verify_notes
@@ -35,7 +39,26 @@ def _select(name: str) -> list[Exercise]:
     return [e for e in chosen if e.available]
 
 
+def _choose_language(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        i18n.set_language(value)
+
+
+def lang_option(command: Any) -> Any:
+    """``--lang en|zh`` (default: from the locale, LANG=zh_CN.UTF-8 gives Chinese)."""
+    return click.option(
+        "--lang",
+        type=click.Choice(i18n.LANGUAGES),
+        default=None,
+        expose_value=False,
+        is_eager=True,
+        callback=_choose_language,
+        help="language of the feedback: en or zh (default: from the locale, e.g. LANG)",
+    )(command)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@lang_option
 def cli() -> None:
     """cronkata: grade your scheduled-task exercises (APScheduler, Celery Beat, FastAPI)."""
 
@@ -47,70 +70,86 @@ def cli() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="write results.json (Exercism v3 + points)",
 )
+@lang_option
 def report(json_path: Path | None) -> None:
     """Show progress on every level and exercise, and what to do next."""
     course = catalog()
     untouched = [e.id for e in course.exercises if e.available and is_pristine(e)]
-    with console.status("grading your exercises..."):
+    with console.status(t("report.grading")):
         results = run_suites(course.exercises, [variants.LEARNER], not_run=untouched)
     found = statuses(course, results)
     render(console, course, found)
     if json_path is not None:
         write_json(json_path, found)
-        console.print(f"results written to {json_path}")
+        console.print(t("report.written", path=json_path))
 
 
 def _grade(
     chosen: list[Exercise], kinds: tuple[str, ...] = (variants.LEARNER,)
 ) -> list[TestResult]:
     """Run the suites of ``chosen`` against the given trees, with a spinner."""
-    with console.status(f"grading {', '.join(e.id for e in chosen)}..."):
+    with console.status(t("check.grading", names=", ".join(e.id for e in chosen))):
         return run_suites(chosen, list(kinds))
 
 
-def _print_results(results: list[TestResult]) -> None:
+def _print_each_test(results: list[TestResult]) -> None:
+    """``PASS simple_timer :: test_x (1 pt)``, one line per test (``check -v``)."""
     for result in results:
-        mark = "[green]PASS[/green]" if result.outcome == "passed" else "[red]FAIL[/red]"
-        console.print(
-            f"{mark} {result.exercise} :: {result.name} [dim]({result.points} pt)[/dim]",
-            soft_wrap=True,
+        word = t("status.pass") if result.outcome == "passed" else t("status.fail")
+        line = t(
+            "check.test_line",
+            status=word,
+            exercise=result.exercise,
+            name=result.name,
+            points=result.points,
         )
-        if result.outcome != "passed":
-            for line in result.message.rstrip().splitlines():
-                console.print(f"     {line}", markup=False, highlight=False, soft_wrap=True)
+        style = "green" if result.outcome == "passed" else "red"
+        console.print(Text(line, style), soft_wrap=True)
+
+
+def _show(chosen: list[Exercise], results: list[TestResult], verbose: bool = False) -> bool:
+    """Each exercise once: its first failure in full, the rest by name, or the next step."""
+    if verbose:
+        _print_each_test(results)
+        console.print()
+    pristine = [e.id for e in chosen if is_pristine(e)]
+    return present.print_exercises(console, catalog(), chosen, results, pristine)
 
 
 @cli.command()
 @click.argument("exercise")
-def check(exercise: str) -> None:
+@click.option("-v", "--verbose", is_flag=True, help="also list every test with PASS or FAIL")
+@lang_option
+def check(exercise: str, verbose: bool) -> None:
     """Grade one exercise (an id such as simple_timer, or a level such as level1)."""
     chosen = _select(exercise)
     results = _grade(chosen)
-    _print_results(results)
+    _show(chosen, results, verbose)
     passed = sum(r.outcome == "passed" for r in results)
     points = sum(r.points for r in results if r.outcome == "passed")
     total = sum(r.points for r in results)
-    console.print(f"\n{passed}/{len(results)} tests passed, {points}/{total} points")
-    if len(chosen) == 1 and is_pristine(chosen[0]):
+    if len(chosen) > 1:
         console.print(
-            f"exercises/level{chosen[0].level}/{chosen[0].file} is still the untouched stub."
+            "\n"
+            + t(
+                "check.total",
+                passed=passed,
+                total=len(results),
+                points=points,
+                max_points=total,
+            )
         )
     raise SystemExit(0 if passed == len(results) else 1)
 
 
 def _grade_and_show(chosen: list[Exercise]) -> None:
-    results = _grade(chosen)
-    _print_results([r for r in results if r.outcome != "passed"][:3] or results)
-    for item in chosen:
-        mine = [r for r in results if r.exercise == item.id]
-        passed = sum(r.outcome == "passed" for r in mine)
-        state = "[green]passed[/green]" if passed == len(mine) else f"{passed}/{len(mine)} passed"
-        console.print(f"{item.id}: {state}")
+    _show(chosen, _grade(chosen))
 
 
 @cli.command()
 @click.argument("exercise", required=False)
 @click.option("--runs", type=int, default=None, hidden=True, help="stop after N re-gradings")
+@lang_option
 def watch(exercise: str | None, runs: int | None) -> None:
     """Re-grade an exercise each time you save its file (Ctrl+C stops)."""
     from watchfiles import watch as watch_files
@@ -119,7 +158,7 @@ def watch(exercise: str | None, runs: int | None) -> None:
     watched = _select(exercise) if exercise else [e for e in course.exercises if e.available]
     by_file = {e.stub_path().resolve(): e for e in watched}
     folders = sorted({str(path.parent) for path in by_file})
-    console.print(f"watching {len(by_file)} file(s); save one to grade it (Ctrl+C stops)")
+    console.print(t("watch.watching", count=len(by_file)))
     if exercise:
         _grade_and_show(watched)
     done = 0
@@ -129,7 +168,7 @@ def watch(exercise: str | None, runs: int | None) -> None:
             *folders, debounce=300, rust_timeout=500, yield_on_timeout=True, raise_interrupt=False
         ):
             if not ready:
-                console.print("waiting for changes...")
+                console.print(t("watch.waiting"))
                 ready = True
             files = sorted({Path(change[1]).resolve() for change in changes})
             changed = [by_file[path] for path in files if path in by_file]
@@ -163,54 +202,116 @@ def _lines_of(path: Path, shown: str) -> list[str]:
 
 @cli.command()
 @click.argument("exercise")
-def compare(exercise: str) -> None:
-    """Your file vs the reference solution: a diff, then each test's outcome side by side."""
+@click.option(
+    "--force", is_flag=True, help="show the solution's diff even before your exercise passes"
+)
+@lang_option
+def compare(exercise: str, force: bool) -> None:
+    """Both test outcomes side by side; once your exercise passes, a diff with the solution."""
     for item in _select(exercise):
         mine, reference = item.stub_path(), item.solution_path()
         shown_mine = f"exercises/level{item.level}/{item.file}"
         shown_ref = f"solutions/{item.file}"
-        diff = "".join(
-            difflib.unified_diff(
-                _lines_of(mine, shown_mine),
-                reference.read_text(encoding="utf-8").splitlines(keepends=True),
-                fromfile=shown_mine,
-                tofile=shown_ref,
-            )
-        )
         console.rule(f"{item.id}: {shown_mine} vs {shown_ref}")
-        console.print(Syntax(diff or "(identical)\n", "diff", theme="ansi_dark", word_wrap=True))
+        lines = _lines_of(mine, shown_mine)  # warns about a file that is not UTF-8
         results = _grade([item], (variants.LEARNER, variants.SOLUTION))
-        table = Table(title=f"{item.id}: tests")
-        table.add_column("test")
-        table.add_column("yours")
-        table.add_column("solution")
+        yours = [r for r in results if r.variant == variants.LEARNER]
+        passed = sum(r.outcome == "passed" for r in yours)
+        passes = bool(yours) and passed == len(yours)
+        if passes or force:
+            if not passes:
+                warning = t("compare.forced", exercise=item.id, passed=passed, total=len(yours))
+                console.print(Text(warning, "yellow"), soft_wrap=True)
+            diff = "".join(
+                difflib.unified_diff(
+                    lines,
+                    reference.read_text(encoding="utf-8").splitlines(keepends=True),
+                    fromfile=shown_mine,
+                    tofile=shown_ref,
+                )
+            )
+            console.print(
+                Syntax(diff or "(identical)\n", "diff", theme="ansi_dark", word_wrap=True)
+            )
+        else:
+            held = t("compare.held_back", exercise=item.id, passed=passed, total=len(yours))
+            console.print(Text(held, "yellow"), soft_wrap=True)
+        table = Table(title=t("compare.tests", exercise=item.id))
+        table.add_column(t("compare.test"))
+        table.add_column(t("compare.yours"))
+        table.add_column(t("compare.solution"))
         outcome: dict[tuple[str, str], str] = {(r.variant, r.name): r.outcome for r in results}
         names = list(dict.fromkeys(r.name for r in results))
         for name in names:
             cells = []
             for variant in (variants.LEARNER, variants.SOLUTION):
                 value = outcome.get((variant, name), "-")
-                cells.append(
-                    f"[green]{value}[/green]" if value == "passed" else f"[red]{value}[/red]"
-                )
+                word = t(f"outcome.{value}") if f"outcome.{value}" in i18n.MESSAGES else value
+                style = "green" if value == "passed" else "red"
+                cells.append(f"[{style}]{word}[/{style}]")
             table.add_row(name, *cells)
         console.print(table)
+
+
+@cli.command()
+@click.argument("exercise")
+@lang_option
+def hint(exercise: str) -> None:
+    """Reveal the next hint for your first failing test, one at a time (remembered)."""
+    chosen = _select(exercise)
+    if len(chosen) != 1:
+        raise click.UsageError("hint takes one exercise id, not a level")
+    item = chosen[0]
+    results = _grade([item])
+    found = present.causes(results)
+    if results and not found:
+        console.print(Text(t("hint.passes", exercise=item.id), "green"), soft_wrap=True)
+        return
+    lead = found[0].lead if found else None
+    test_hint = lead.hint if lead is not None and found[0].key != "load" else None
+    test_name = lead.name if lead is not None else "-"
+    total = len(hints.ladder(item, test_hint))
+    earlier = [h for h in hints.revealed(item.id) if h in hints.ladder(item, test_hint)]
+    revealed = hints.reveal_next(item, test_hint)
+    if earlier:
+        console.print(Text(t("hint.seen"), "dim"))
+        for text in earlier:
+            console.print(Text(f"  - {text}", "dim"), soft_wrap=True)
+    if revealed is None:
+        console.print(
+            Text(t("hint.none_left", exercise=item.id, total=total, note=item.note), "yellow"),
+            soft_wrap=True,
+        )
+        return
+    number, text = revealed
+    console.print(
+        Text(
+            t("hint.header", number=number, total=total, exercise=item.id, test=test_name),
+            "bold",
+        ),
+        soft_wrap=True,
+    )
+    console.print(Text(f"  {text}", "green"), soft_wrap=True)
+    if number < total:
+        console.print(Text(t("hint.again"), "dim"), soft_wrap=True)
 
 
 @cli.command(name="verify")
 @click.option(
     "--update-hashes", "rehash", is_flag=True, help="rewrite stub hashes in the catalog first"
 )
-@click.argument("exercise", required=False)
-def verify_command(rehash: bool, exercise: str | None) -> None:
-    """For maintainers: solutions pass, stubs fail, mutants are caught, APIs and links agree."""
+@click.argument("exercises", nargs=-1)
+def verify_command(rehash: bool, exercises: tuple[str, ...]) -> None:
+    """For maintainers: solutions pass, stubs fail, mutants are caught, APIs and links agree.
+
+    EXERCISES: ids or levels (default: every exercise)."""
     course = catalog()
     if rehash:
         changed = update_hashes(paths.CATALOG_FILE, course.exercises)
         catalog.cache_clear()
         course = catalog()
         console.print(f"stub hashes updated: {', '.join(changed) or 'none changed'}")
-    chosen = _select(exercise) if exercise else None
+    chosen = list(dict.fromkeys(e for name in exercises for e in _select(name))) or None
     with console.status("verifying: solutions, stubs, mutants and alternatives..."):
         verdicts = verify(course, chosen)
         course_verdict = verify_notes(course)
@@ -284,7 +385,10 @@ def reset(exercise: str) -> None:
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 def test_command(pytest_args: tuple[str, ...]) -> None:
     """Run the full test suite of the project (pytest; extra arguments are passed on)."""
-    done = subprocess.run([sys.executable, "-m", "pytest", *pytest_args], cwd=paths.REPO_ROOT)
+    # The harness's tests read the feedback in English whatever the learner's locale.
+    env = {**os.environ, "CRONKATA_LANG": i18n.EN}
+    command = [sys.executable, "-m", "pytest", *pytest_args]
+    done = subprocess.run(command, cwd=paths.REPO_ROOT, env=env)
     raise SystemExit(done.returncode)
 
 

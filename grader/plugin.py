@@ -16,6 +16,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import tempfile
 import traceback
 from collections.abc import Hashable, Iterator
@@ -736,7 +737,12 @@ def _describe_error(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseExcepti
         )
     if isinstance(error, AssertionError):
         return f"{error}{_learner_frame(excinfo, root)}"
-    return f"Your code raised {type(error).__name__}: {error}{_learner_frame(excinfo, root)}"
+    text = _TARGET_MODULE.sub(r"\1.py", str(error))  # the name the learner knows their file by
+    return f"Your code raised {type(error).__name__}: {text}{_learner_frame(excinfo, root)}"
+
+
+# "module 'cronkata_target_0123456789_level1_simple_timer' has no attribute 'x'"
+_TARGET_MODULE = re.compile(r"cronkata_target_[0-9a-f]{10}_(\w+)")
 
 
 def _teaching_repr_failure(

@@ -11,8 +11,11 @@ from typing import Any
 from rich.console import Console
 from rich.progress_bar import ProgressBar
 from rich.table import Table
+from rich.text import Text
 
+from grader import present
 from grader.catalog import Catalog, Exercise, is_pristine
+from grader.i18n import t
 from grader.results import TestResult
 
 NOT_STARTED = "not started"
@@ -57,6 +60,20 @@ class ExerciseStatus:
             return PASSED
         return f"failing {len(self.results) - self.passed} of {len(self.results)}"
 
+    @property
+    def shown_label(self) -> str:
+        """The label in the learner's language (``label`` stays English: results.json)."""
+        label = self.label
+        words = {
+            PASSED: "status.passed",
+            NOT_STARTED: "status.not_started",
+            COMING_SOON: "status.coming_soon",
+            MISSING: "status.missing",
+        }
+        if label in words:
+            return t(words[label])
+        return t("status.failing", failed=len(self.results) - self.passed, total=len(self.results))
+
 
 def statuses(catalog: Catalog, results: list[TestResult]) -> list[ExerciseStatus]:
     """One status per exercise of the catalog, in course order."""
@@ -79,11 +96,11 @@ STYLE = {PASSED: "green", NOT_STARTED: "dim", COMING_SOON: "dim italic", MISSING
 
 def render(console: Console, catalog: Catalog, found: list[ExerciseStatus]) -> None:
     """Print the progress table, the overall progress and the next step."""
-    table = Table(title="cronkata progress", show_lines=False, expand=False)
-    table.add_column("level", justify="right", no_wrap=True)
-    table.add_column("exercise", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("points", justify="right", no_wrap=True)
+    table = Table(title=t("report.title"), show_lines=False, expand=False)
+    table.add_column(t("report.level"), justify="right", no_wrap=True)
+    table.add_column(t("report.exercise"), no_wrap=True)
+    table.add_column(t("report.status"), no_wrap=True)
+    table.add_column(t("report.points"), justify="right", no_wrap=True)
     for level in catalog.levels:
         rows = [s for s in found if s.exercise.level == level.number]
         for index, status in enumerate(rows):
@@ -93,7 +110,7 @@ def render(console: Console, catalog: Catalog, found: list[ExerciseStatus]) -> N
             table.add_row(
                 f"{level.number} {level.title}" if index == 0 else "",
                 status.exercise.id,
-                f"[{style}]{label}[/{style}]",
+                f"[{style}]{status.shown_label}[/{style}]",
                 points,
             )
         table.add_section()
@@ -103,19 +120,45 @@ def render(console: Console, catalog: Catalog, found: list[ExerciseStatus]) -> N
     done = sum(s.label == PASSED for s in found)
     available = sum(s.exercise.available for s in found)
     console.print(
-        f"Overall: {done}/{available} exercises passed, {earned}/{total} points "
-        f"({len(found) - available} more coming soon)"
+        t(
+            "report.overall",
+            done=done,
+            available=available,
+            points=earned,
+            max_points=total,
+            soon=len(found) - available,
+        )
     )
     console.print(ProgressBar(total=max(total, 1), completed=earned, width=50))
+    console.print()  # the bar ends without a line break
     upcoming = next_step(found)
     if upcoming is None:
-        console.print("[green]Every available exercise passes. Well done![/green]")
+        console.print(Text(t("next.all_done"), "green"))
         return
     exercise = upcoming.exercise
-    console.print(
-        f"Next: edit exercises/level{exercise.level}/{exercise.file} "
-        f"(read notes/{exercise.note}), then run: python3 -m grader check {exercise.id}"
+    title = present.note_title(exercise.note)
+    text = t(
+        "report.next",
+        file=present.shown_file(exercise),
+        note=exercise.note + (f" «{title}»" if title else ""),
+        exercise=exercise.id,
     )
+    console.print(Text(text), soft_wrap=True)
+    failing = present.causes(upcoming.results)
+    if failing and not upcoming.pristine:  # where the learner stands on it, in one line
+        lead = failing[0].lead
+        first = next((line for line in lead.core.splitlines() if line.strip()), "")
+        if len(first) > 160:
+            first = first[:157] + "..."
+        summary = t(
+            "report.first_failure",
+            exercise=exercise.id,
+            failed=sum(r.failed for r in upcoming.results),
+            name=lead.name,
+            message=first,
+        )
+        console.print(Text(summary, "yellow"), soft_wrap=True)
+        console.print(Text(t("report.details", exercise=exercise.id), "dim"), soft_wrap=True)
 
 
 def results_json(found: list[ExerciseStatus]) -> dict[str, Any]:

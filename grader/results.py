@@ -33,6 +33,43 @@ class TestResult:
     output: str = ""
     points: int = 1
     seconds: float = 0.0
+    note: str = ""  # the note section that teaches the behaviour (file.md#anchor)
+    hint: str = ""  # the test's own hint (shown to a learner only once revealed)
+    tags: tuple[str, ...] = ()  # the stub's promises the test grades
+    cause: str = ""  # "load": the exercise's file could not be loaded (one cause for all)
+    guidance: str = ""  # what the plugin appended to the message (promise, note, hint)
+
+    @property
+    def failed(self) -> bool:
+        """Anything but a plain pass (a test not run in verify is not a failure)."""
+        return self.outcome not in ("passed", "not run")
+
+    @property
+    def core(self) -> str:
+        """The message without the guidance the plugin appended (the CLI shows its own)."""
+        text = self.message.rstrip()
+        if self.guidance and text.endswith(self.guidance):
+            text = text[: -len(self.guidance)]
+        return text.rstrip()
+
+
+def _result_of(
+    nodeid: str, props: dict[str, object], outcome: str = "passed", message: str = ""
+) -> TestResult:
+    """A result with what the parent's item says about the test (never the child)."""
+    tags = str(props.get("spec", "") or "")
+    return TestResult(
+        exercise=str(props["exercise"]),
+        variant=str(props["variant"]),
+        name=nodeid.split("::", 1)[-1],
+        points=int(str(props.get("points", 1))),
+        note=str(props.get("note", "") or ""),
+        hint=str(props.get("hint", "") or ""),
+        tags=tuple(tag for tag in tags.split(",") if tag),
+        guidance=str(props.get("guidance", "") or ""),
+        outcome=outcome,
+        message=message,
+    )
 
 
 @dataclass
@@ -53,13 +90,11 @@ class Collector:
             props = dict(item.user_properties)
             if props.get("exercise") in self.not_run:
                 skipped.append(item)
-                self.results[item.nodeid] = TestResult(
-                    exercise=str(props["exercise"]),
-                    variant=str(props["variant"]),
-                    name=item.nodeid.split("::", 1)[-1],
+                self.results[item.nodeid] = _result_of(
+                    item.nodeid,
+                    props,
                     outcome="failed",
                     message="not started: the file is still the untouched stub",
-                    points=int(str(props.get("points", 1))),
                 )
             else:
                 kept.append(item)
@@ -74,13 +109,7 @@ class Collector:
             return
         result = self.results.get(report.nodeid)
         if result is None:
-            name = report.nodeid.split("::", 1)[-1]
-            result = TestResult(
-                exercise=str(props["exercise"]),
-                variant=str(props["variant"]),
-                name=name,
-                points=int(str(props.get("points", 1))),
-            )
+            result = _result_of(report.nodeid, props)
             self.results[report.nodeid] = result
         result.seconds += report.duration
         if props.get("not_run"):
@@ -92,6 +121,7 @@ class Collector:
             # Only a plain pass counts: a skip or an expected failure is a failure too.
             result.outcome = "error" if report.failed and report.when != "call" else "failed"
             result.message = str(report.longrepr) if report.longrepr else ""
+            result.cause = str(props.get("cause", "") or "")
             if not report.failed:
                 result.message = f"not a pass ({report.outcome}): {result.message}"
         output = "".join(content for _, content in report.sections)

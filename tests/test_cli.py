@@ -16,6 +16,12 @@ from grader import paths
 from grader.catalog import catalog, git_blob_sha
 
 
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the English feedback, whatever the locale of the machine."""
+    monkeypatch.setenv("CRONKATA_LANG", "en")
+
+
 def test_report_lists_every_level_and_exits_0_on_a_fresh_checkout(
     run_grader, tmp_path: Path
 ) -> None:
@@ -63,9 +69,11 @@ def test_report_counts_progress_of_a_solved_level(
 def test_check_grades_one_exercise_and_exits_1_while_it_fails(run_grader) -> None:
     done = run_grader("check", "simple_timer")
     assert done.returncode == 1
-    assert "FAIL simple_timer :: test_heartbeat_runs_every_5_seconds_from_start" in done.stdout
-    assert "Not implemented yet" in done.stdout
-    assert "read: notes/07a_ap_scheduler_intro.md#interval-trigger" in done.stdout
+    # the first failing test in suite order leads; the others are named once
+    assert "FAIL simple_timer :: test_heartbeat_logs_one_info_record" in done.stdout
+    assert "test_heartbeat_runs_every_5_seconds_from_start" in done.stdout
+    assert done.stdout.count("Not implemented yet") == 1
+    assert "read: notes/07a_ap_scheduler_intro.md#hello-world" in done.stdout
     assert "apscheduler_config" not in done.stdout
 
 
@@ -78,7 +86,7 @@ def test_check_exits_0_when_the_exercise_passes(run_grader, solved_exercises: Pa
 
 
 def test_compare_shows_a_diff_and_both_outcomes(run_grader) -> None:
-    done = run_grader("compare", "simple_timer")
+    done = run_grader("compare", "simple_timer", "--force")  # before a pass: --force
     assert done.returncode == 0, done.stderr
     assert "--- exercises/level1/level1_simple_timer.py" in done.stdout
     assert "+++ solutions/level1_simple_timer.py" in done.stdout
@@ -91,7 +99,8 @@ def test_compare_survives_a_learner_file_that_is_not_utf8(run_grader, tmp_path: 
     shutil.copytree(paths.REPO_ROOT / "exercises", exercises)
     stub = exercises / "level1" / "level1_simple_timer.py"
     stub.write_bytes("# caf\u00e9 in Latin-1\n".encode("latin-1") + stub.read_bytes())
-    done = run_grader("compare", "simple_timer", env={"CRONKATA_EXERCISES_DIR": str(exercises)})
+    env = {"CRONKATA_EXERCISES_DIR": str(exercises)}
+    done = run_grader("compare", "simple_timer", "--force", env=env)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert "is not UTF-8 (byte 0xe9" in done.stdout
@@ -174,3 +183,35 @@ def test_verify_fails_when_only_a_note_breaks_pitfall_traceability(
     done = CliRunner().invoke(cli.cli, ["verify"])
     assert done.exit_code == 1, done.output
     assert "a pitfall names no test" in done.output
+
+
+def test_verify_takes_several_exercises(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from grader import cli
+    from grader.verify import CourseVerdict
+
+    seen: list[list[str]] = []
+    monkeypatch.setattr(cli, "verify", lambda course, chosen: seen.append([e.id for e in chosen]))
+    monkeypatch.setattr(cli, "verify_notes", lambda course: CourseVerdict())
+    done = CliRunner().invoke(cli.cli, ["verify", "simple_timer", "apscheduler_config"])
+    assert seen == [["simple_timer", "apscheduler_config"]], done.output
+
+
+def test_grader_test_runs_the_harness_tests_in_english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The harness's tests read English feedback: a learner's zh_CN locale must not fail them."""
+    from click.testing import CliRunner
+
+    from grader import cli
+
+    calls: list[dict[str, str]] = []
+
+    def run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        calls.append(dict(kwargs["env"]))  # type: ignore[arg-type]
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(cli.subprocess, "run", run)
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    done = CliRunner().invoke(cli.cli, ["test", "-q"])
+    assert done.exit_code == 0, done.output
+    assert calls and calls[0]["CRONKATA_LANG"] == "en" and calls[0]["LANG"] == "zh_CN.UTF-8"
