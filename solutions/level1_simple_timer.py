@@ -6,16 +6,21 @@ What it teaches (notes/07a_ap_scheduler_intro.md):
     * a ``DateTrigger`` runs a job exactly once, at an aware datetime;
     * time zones: pass ``timezone=`` explicitly everywhere and never build a naive datetime.
 
-How to run:
-    cd solutions && python level1_simple_timer.py
+How to run (with the course's venv: `python3 -m grader setup`, once, from the repository
+root, creates .venv):
+    cd solutions && ../.venv/bin/python level1_simple_timer.py
 
 You see a "heartbeat" line every 5 s, one "one-shot" line after 10 s, and the program
-stops on its own after 30 s (Ctrl+C stops it earlier).
+stops on its own after 30 s. Ctrl+C or `kill -TERM <pid>` stops it earlier, cleanly: the
+scheduler is shut down and a job still running finishes first.
 """
 
 import logging
+import queue
+import signal
 import time
 from datetime import datetime, timedelta
+from types import FrameType
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -25,6 +30,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 TIMEZONE: str = "Asia/Shanghai"
 HEARTBEAT_SECONDS: int = 5
 ONE_SHOT_DELAY_SECONDS: int = 10
+_WAIT_SLICE_SECONDS = 0.5  # how late main() may notice a stop request, at worst
 
 logger = logging.getLogger(__name__)
 
@@ -54,17 +60,38 @@ def build_scheduler() -> BackgroundScheduler:
 
 
 def main(run_seconds: float = 30.0) -> None:
-    """Run the scheduler for ``run_seconds`` seconds, then shut it down cleanly."""
+    """Run the scheduler for ``run_seconds`` seconds, or until SIGTERM or SIGINT (Ctrl+C),
+    then shut it down cleanly, letting a running job finish. Call it from the main thread."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # The handler runs in the main thread, between two bytecodes of whatever it was doing:
+    # it only hands the request over. SimpleQueue.put() may interrupt a get() safely; a
+    # threading.Event would not do: set() takes a lock that the interrupted wait() can be
+    # holding at that instant, and the process hangs for good.
+    stop_requests: queue.SimpleQueue[int] = queue.SimpleQueue()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop_requests.put(signum)  # only this: main() shuts down once get() returns
+
+    # Without a handler SIGTERM (kill, systemd, docker stop, Kubernetes) kills the process
+    # at once: no shutdown, and a job still running is cut off half-way.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, request_stop)
     scheduler = build_scheduler()
     scheduler.start()
-    logger.info("scheduler started, running for %s s", run_seconds)
+    logger.info("scheduler started for %s s (stop it with Ctrl+C or SIGTERM)", run_seconds)
+    deadline = time.monotonic() + run_seconds
     try:
-        time.sleep(run_seconds)
-    except KeyboardInterrupt:
-        logger.info("interrupted, stopping early")
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                # In slices: a signal that lands just before get() starts to wait does not
+                # interrupt it; its handler runs when this get() returns.
+                signum = stop_requests.get(timeout=min(left, _WAIT_SLICE_SECONDS))
+            except queue.Empty:
+                continue
+            logger.info("%s received, stopping early", signal.Signals(signum).name)
+            break
     finally:
         scheduler.shutdown()  # waits for a job that is still running
     logger.info("scheduler stopped")

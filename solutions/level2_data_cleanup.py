@@ -11,13 +11,15 @@ What it teaches (notes/07b_ap_scheduler_advanced.md):
     * misfire_grace_time, coalesce and max_instances chosen per job, for a reason;
     * pause, resume, remove, reschedule and "run now".
 
-How to run (creates cleanup.sqlite, cleanup_jobs.sqlite and reports/ in the current folder):
-    cd solutions && python level2_data_cleanup.py
+How to run (creates cleanup.sqlite, cleanup_jobs.sqlite and reports/ in the current folder;
+with the course's venv: `python3 -m grader setup`, once, from the repository root,
+creates .venv):
+    cd solutions && ../.venv/bin/python level2_data_cleanup.py
     (stop it with Ctrl+C or `kill -TERM <pid>`; restart it: the jobs are still there)
 
 Settings come from CLEANUP_* variables, e.g.
     CLEANUP_TIMEZONE=Europe/Berlin CLEANUP_DATABASE_URL=postgresql+psycopg://u:p@db/app \\
-        python level2_data_cleanup.py
+        ../.venv/bin/python level2_data_cleanup.py
 """
 
 import functools
@@ -26,6 +28,7 @@ import json
 import logging
 import os
 import pickle
+import queue
 import signal
 import sys
 import threading
@@ -68,6 +71,7 @@ REPORT_HOUR = 8  # 08:00 local, before the team starts
 WARMUP_MINUTES = 10
 CLEANUP_GRACE_SECONDS = 3 * 60 * 60
 BATCH_SIZE = 500
+MAX_BATCH_SIZE = 10_000  # rows per transaction: a small count, never 0 or negative
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +85,7 @@ class Settings(BaseSettings):
     jobstore_url: str = "sqlite:///cleanup_jobs.sqlite"  # where the scheduler keeps its jobs
     timezone: str = "Asia/Shanghai"  # cleanup and report times are local to this zone
     report_dir: str = "reports"
-    batch_size: int = Field(default=BATCH_SIZE, ge=1, le=10_000)
+    batch_size: int = Field(default=BATCH_SIZE, ge=1, le=MAX_BATCH_SIZE)
 
     @field_validator("timezone")
     @classmethod
@@ -181,6 +185,10 @@ def delete_expired_tokens(engine: Engine, now: datetime, batch_size: int = BATCH
     """Delete every token with ``expires_at <= now``, ``batch_size`` per transaction."""
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"naive datetime {now!r}: give an aware datetime")
+    # 0 would delete nothing (a loop "until a batch comes back short" never ends), -1 is
+    # "no limit" to SQLite (one long transaction), a huge number overflows the driver.
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_SIZE}, not {batch_size!r}")
     deleted = 0
     while True:
         # A short transaction per batch: other writers wait milliseconds, not minutes,
@@ -409,10 +417,13 @@ def main() -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    stop = threading.Event()
+    # The handler only hands the request to the main thread. SimpleQueue.put() may interrupt
+    # the main thread's get() safely; threading.Event.set() takes a lock that an interrupted
+    # Event.wait() can be holding at that instant, and the process would hang for good.
+    stop_requests: queue.SimpleQueue[int] = queue.SimpleQueue()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()  # only set the flag: the main thread shuts down
+        stop_requests.put(signum)  # only this: the main thread shuts down
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, request_stop)
@@ -425,7 +436,15 @@ def main() -> int:
     for job in scheduler.get_jobs():
         logger.info("job %s: next run at %s", job.id, job.next_run_time)
     logger.info("scheduler started (pid %d); stop it with Ctrl+C or SIGTERM", os.getpid())
-    stop.wait()
+    while True:
+        try:
+            # In slices: a signal that lands just before get() starts to wait does not
+            # interrupt it; its handler runs when this get() returns.
+            signum = stop_requests.get(timeout=0.5)
+            break
+        except queue.Empty:
+            continue
+    logger.info("%s received, stopping", signal.Signals(signum).name)
     scheduler.shutdown(wait=True)
     logger.info("scheduler stopped")
     return 0

@@ -19,10 +19,11 @@ A holder that crashes mid-run leaves its claim until the lease ends; with the de
 lease (longer than the window in which the other instances reach that tick) the tick is
 not run again: `tick_report` shows it as ``abandoned``.
 
-Run it (Redis on 127.0.0.1:6379; start two or more, each in its own terminal)::
+Run it (Redis on 127.0.0.1:6379; start two or more, each in its own terminal; with the
+course's venv: `python3 -m grader setup`, once, from the repository root, creates .venv)::
 
-    cd solutions && python level3_distributed_coordinator.py --instance a
-    cd solutions && python level3_distributed_coordinator.py --instance b
+    cd solutions && ../.venv/bin/python level3_distributed_coordinator.py --instance a
+    cd solutions && ../.venv/bin/python level3_distributed_coordinator.py --instance b
 
 Environment: ``REDIS_URL`` (default ``redis://127.0.0.1:6379/0``),
 ``COORDINATOR_INTERVAL_SECONDS`` (default 5), ``COORDINATOR_JOB_SECONDS`` (how long the

@@ -34,9 +34,7 @@ def test_every_documented_worker_is_started_through_standalone_worker() -> None:
         for match in WORKER.finditer(text)
         if match.group(1) != WORKER_MODULE
     ]
-    assert not wrong, "workers started without the worker settings and queues:\n" + "\n".join(
-        wrong
-    )
+    assert not wrong, "workers started without the worker settings and queues:\n" + "\n".join(wrong)
 
 
 @pytest.mark.timeout(10)

@@ -15,8 +15,10 @@ import them. Replace each ``raise NotImplementedError(...)`` with your code.
 Each promise the tests grade ends with a tag such as (#first-run-after-interval); a
 failing test names its tag.
 
-Check your work:  pytest exercises/level1 -k simple_timer
-Try it by hand:   cd exercises/level1 && python level1_simple_timer.py
+Check your work:  python3 -m grader check simple_timer   (from the repository root)
+Try it by hand:   cd exercises/level1 && ../../.venv/bin/python level1_simple_timer.py
+                  (stop it with Ctrl+C or `kill -TERM <pid>`; `python3 -m grader setup`,
+                  once, from the repository root, creates .venv)
 """
 
 import logging
@@ -79,16 +81,32 @@ def main(run_seconds: float = 30.0) -> None:
     """Run the timer for ``run_seconds`` seconds, then stop it cleanly.
 
     Steps: configure logging at INFO level (``logging.basicConfig``) (#main-logging-info),
-    build the scheduler with ``build_scheduler()``, start it and sleep ``run_seconds``
+    build the scheduler with ``build_scheduler()``, start it and wait ``run_seconds``
     seconds, a float such as 0.5 (#main-sleeps-run-seconds); then shut the scheduler down,
     waiting for a job that is still running (``shutdown()`` waits by default, ``wait=False``
     cuts it off) (#main-waits-for-running-jobs). When ``main`` returns, the scheduler is no
-    longer running (#main-stops-scheduler), even if the sleep was interrupted (Ctrl+C):
-    shut down in a ``finally`` block (#main-stops-when-interrupted). The tests call it with
-    a small ``run_seconds``.
+    longer running (#main-stops-scheduler), even if the wait was interrupted by an
+    exception (a KeyboardInterrupt from Ctrl+C, when no handler catches SIGINT): shut down
+    in a ``finally`` block (#main-stops-when-interrupted). The tests call it with a small
+    ``run_seconds``.
+
+    SIGTERM (what ``kill``, systemd, ``docker stop`` and Kubernetes send) and SIGINT
+    (Ctrl+C) end the run early and cleanly: the scheduler is shut down as above, waiting
+    for a running job, and ``main`` returns normally, without an exception, as soon as
+    that job is done, not when ``run_seconds`` are over (#main-stops-on-signal). Without a handler, SIGTERM kills
+    the process on the spot: no shutdown, a running job cut off. Install handlers for both
+    (``signal.signal``, from the main thread) that only hand the request to the main thread,
+    and wait for it instead of sleeping: ``requests = queue.SimpleQueue()``, the handler
+    does ``requests.put(signum)``, ``main`` waits with ``requests.get(timeout=...)``
+    (``queue.Empty`` when the time is up), best in slices of half a second until
+    ``run_seconds`` are over: a signal that lands just before ``get()`` starts to wait only
+    has its handler run when that ``get()`` returns. A handler that calls ``shutdown()``
+    itself leaves ``main`` sleeping out the rest of ``run_seconds``. (A ``threading.Event``
+    works nearly always, but its ``set()`` takes a lock that the interrupted ``wait()`` may
+    be holding at that instant: then the process hangs. ``SimpleQueue.put`` is safe there.)
     """
     raise NotImplementedError(
-        "build, start, sleep run_seconds, then always shut the scheduler down"
+        "handle SIGTERM/SIGINT, build, start, wait run_seconds, then always shut down"
     )
 
 

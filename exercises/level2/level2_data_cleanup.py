@@ -22,8 +22,10 @@ them) and replace each ``raise NotImplementedError(...)`` with your code. Useful
 
 Each promise the tests grade ends with a tag such as (#first-run-after-interval); a failing test names its tag.
 
-Check your work:  pytest exercises/level2
-Try it by hand:   cd exercises/level2 && python level2_data_cleanup.py   (Ctrl+C stops it)
+Check your work:  python3 -m grader check data_cleanup   (from the repository root)
+Try it by hand:   cd exercises/level2 && ../../.venv/bin/python level2_data_cleanup.py
+                  (Ctrl+C stops it; `python3 -m grader setup`, once, from the repository
+                  root, creates .venv)
 """
 
 import functools
@@ -52,6 +54,7 @@ REPORT_HOUR = 8
 WARMUP_MINUTES = 10
 CLEANUP_GRACE_SECONDS = 3 * 60 * 60
 BATCH_SIZE = 500
+MAX_BATCH_SIZE = 10_000
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +71,7 @@ class Settings(BaseSettings):
     jobstore_url: str = "sqlite:///cleanup_jobs.sqlite"  # the scheduler's job store
     timezone: str = "Asia/Shanghai"  # 03:00 and 08:00 are local times of this zone
     report_dir: str = "reports"
-    batch_size: int = Field(default=BATCH_SIZE, ge=1, le=10_000)
+    batch_size: int = Field(default=BATCH_SIZE, ge=1, le=MAX_BATCH_SIZE)
 
     @field_validator("timezone")
     @classmethod
@@ -184,6 +187,11 @@ def delete_expired_tokens(engine: Engine, now: datetime, batch_size: int = BATCH
     * Idempotent: a second call right after deletes nothing and returns 0
       (#cleanup-idempotent).
     * A naive ``now`` raises ValueError (#naive-now-rejected).
+    * ``batch_size`` is a small count, 1 to MAX_BATCH_SIZE (10,000, the range of
+      CLEANUP_BATCH_SIZE); anything else (0, -1, 10_001, 10**20) raises ValueError before
+      a row is touched: 0 deletes nothing (a loop "until a batch comes back short" never
+      ends), -1 means "no limit" to SQLite, a huge number overflows the driver
+      (#batch-size-checked).
     """
     raise NotImplementedError("loop: select up to batch_size expired ids, delete them, commit")
 
@@ -396,11 +404,13 @@ def run_job_now(scheduler: BaseScheduler, job_id: str) -> None:
 def main() -> int:
     """Run the service until SIGTERM or SIGINT, then stop gracefully; return the exit code.
 
-    Configure logging (INFO), install handlers for SIGTERM and SIGINT that only set a
-    ``threading.Event``, ``start_scheduler()``, log a line of your own containing "started"
-    (APScheduler's "Scheduler started" does not count), wait for the event,
-    ``shutdown(wait=True)``, log a line containing "stopped", return 0; on SIGTERM and on
-    SIGINT alike (#main-stops-gracefully). If the settings are wrong (a ValueError) or the
+    Configure logging (INFO), install handlers for SIGTERM and SIGINT that only hand the
+    request to the main thread (``requests.put(signum)`` on a ``queue.SimpleQueue``; a
+    ``threading.Event`` can hang the process: its ``set()`` takes a lock the interrupted
+    ``wait()`` may hold), ``start_scheduler()``, log a line of your own containing
+    "started" (APScheduler's "Scheduler started" does not count), wait for the request
+    (``requests.get()``), ``shutdown(wait=True)``, log a line containing "stopped", return
+    0; on SIGTERM and on SIGINT alike (#main-stops-gracefully). If the settings are wrong (a ValueError) or the
     job store's database cannot be opened (a SQLAlchemyError), log one ERROR line and
     return 1, without a traceback (#main-bad-settings).
 

@@ -17,9 +17,10 @@ value, nx=True, px=ms)``, ``client.incr``, ``client.eval(lua, numkeys, *keys_and
 (or ``client.register_script``), ``client.hset/hsetnx/hgetall``, ``secrets.token_hex``,
 ``redis.RedisError``, apscheduler's ``IntervalTrigger``.
 
-Check your work:  pytest exercises/level3 -k distributed_coordinator
-Try it by hand:   cd exercises/level3 && python level3_distributed_coordinator.py --instance a
-                  (and a second terminal with --instance b; needs Redis on 127.0.0.1:6379)
+Check your work:  python3 -m grader check distributed_coordinator   (from the repository root)
+Try it by hand:   cd exercises/level3 && ../../.venv/bin/python level3_distributed_coordinator.py --instance a
+                  (and a second terminal with --instance b; needs Redis on 127.0.0.1:6379;
+                  `python3 -m grader setup`, once, from the repository root, creates .venv)
 """
 
 from __future__ import annotations

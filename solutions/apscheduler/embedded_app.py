@@ -9,17 +9,24 @@ What it teaches (notes/07a_ap_scheduler_intro.md):
     * ``next_run_time`` is an aware datetime in the scheduler's zone: ``isoformat()`` keeps
       the offset, so clients never have to guess the zone.
 
-How to run:
-    cd solutions/apscheduler && uvicorn embedded_app:app
+How to run (with the course's venv: `python3 -m grader setup`, once, from the repository
+root, creates .venv), in ONE process:
+    cd solutions/apscheduler && ../../.venv/bin/uvicorn embedded_app:app
     curl localhost:8000/jobs ; curl localhost:8000/health
+The app's own lines ("embedded_app: scheduler started", the heartbeats) show next to
+uvicorn's: the lifespan configures logging at INFO unless it is configured already (for
+instance by ``uvicorn --log-config``).
 
 Settings come from SCHEDULER_* variables (see config.py), e.g.
     SCHEDULER_TIMEZONE=Europe/Berlin SCHEDULER_JOBSTORE_URL=sqlite:////tmp/jobs.sqlite \\
-        uvicorn embedded_app:app
+        ../../.venv/bin/uvicorn embedded_app:app
 
-Caveat: every process that imports this app runs its own scheduler. With
-``uvicorn --workers 4`` each job runs four times; run the scheduler in its own process
-instead (standalone_app.py) when the web tier scales out.
+Never with ``--workers N``: every process that imports this app runs its own scheduler,
+so ``uvicorn embedded_app:app --workers 2`` runs every job twice (two heartbeats every
+30 s), ``--workers 4`` four times; so do two replicas or pods. Either run the scheduler in
+a process of its own (standalone_app.py) and scale the web tier freely, or let each
+instance claim each tick first, so that exactly one runs it: level 3's coordinator
+(solutions/level3_distributed_coordinator.py, notes/07e_best_practices.md section 3).
 """
 
 import logging

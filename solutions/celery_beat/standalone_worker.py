@@ -12,11 +12,13 @@ What it teaches (notes/07d_celery_beat_advanced.md):
     * queues: the worker declares and consumes every queue tasks are routed to
       (tasks.py's TASK_ROUTES, the beat entries' "queue" option, and the default queue).
 
-How to run (Redis on localhost:6379, or set CELERY_BROKER_URL / CELERY_RESULT_BACKEND):
-    cd solutions/celery_beat && python standalone_worker.py            # a worker
-    cd solutions/celery_beat && python standalone_worker.py --beat     # a worker + beat inside
+How to run (Redis on localhost:6379, or set CELERY_BROKER_URL / CELERY_RESULT_BACKEND;
+with the course's venv: `python3 -m grader setup`, once, from the repository root,
+creates .venv):
+    cd solutions/celery_beat && ../../.venv/bin/python standalone_worker.py         # a worker
+    cd solutions/celery_beat && ../../.venv/bin/python standalone_worker.py --beat  # + beat
 or with the celery command:
-    cd solutions/celery_beat && celery -A standalone_worker worker --loglevel=INFO
+    cd solutions/celery_beat && ../../.venv/bin/celery -A standalone_worker worker --loglevel=INFO
 Run --beat in exactly ONE process: two beats send every task twice.
 """
 

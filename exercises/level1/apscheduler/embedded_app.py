@@ -16,9 +16,19 @@ failing test names its tag.
 Keep the names, signatures and constants below exactly as they are: the hidden tests
 import them. Replace each ``raise NotImplementedError(...)`` with your code.
 
-Check your work:  pytest exercises/level1 -k apscheduler_embedded
-Try it by hand:   cd exercises/level1/apscheduler && uvicorn embedded_app:app
+Check your work:  python3 -m grader check apscheduler_embedded   (from the repository root)
+Try it by hand:   cd exercises/level1/apscheduler && ../../../.venv/bin/uvicorn embedded_app:app
                   then: curl localhost:8000/jobs ; curl localhost:8000/health
+                  (`python3 -m grader setup`, once, from the repository root, creates .venv;
+                  your INFO lines show next to uvicorn's once the lifespan calls
+                  ``logging.basicConfig(level=logging.INFO)``: uvicorn configures only its
+                  own loggers)
+
+Run it in ONE process, never with ``--workers N``: each worker process runs the lifespan,
+so ``uvicorn embedded_app:app --workers 2`` starts two schedulers and every job runs twice
+(two heartbeats every 30 s); so do two replicas or pods. Level 3's coordinator
+(solutions/level3_distributed_coordinator.py, notes/07e_best_practices.md section 3) makes
+N instances run each tick exactly once.
 """
 
 import logging

@@ -15,9 +15,10 @@ failing test names its tag.
 Keep the names and signatures below exactly as they are: the hidden tests import them
 and also run this file as a real process. Replace each ``raise NotImplementedError(...)``.
 
-Check your work:  pytest exercises/level1 -k apscheduler_standalone
-Try it by hand:   cd exercises/level1/apscheduler && python standalone_app.py
-                  (stop it with Ctrl+C, or `kill -TERM <pid>` from another terminal)
+Check your work:  python3 -m grader check apscheduler_standalone   (from the repository root)
+Try it by hand:   cd exercises/level1/apscheduler && ../../../.venv/bin/python standalone_app.py
+                  (stop it with Ctrl+C, or `kill -TERM <pid>` from another terminal;
+                  `python3 -m grader setup`, once, from the repository root, creates .venv)
 """
 
 import logging

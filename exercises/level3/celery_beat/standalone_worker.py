@@ -20,9 +20,10 @@ failing test names its tag.
 Keep the names, signatures and constants below exactly as they are: the hidden tests
 import them. Replace each ``raise NotImplementedError(...)`` with your code.
 
-Check your work:  pytest exercises/level3/celery_beat/standalone_worker.py
-Try it by hand:   cd exercises/level3/celery_beat && python standalone_worker.py --beat
-                  (or: celery -A standalone_worker worker --loglevel=INFO)
+Check your work:  python3 -m grader check celery_worker   (from the repository root)
+Try it by hand:   cd exercises/level3/celery_beat && ../../../.venv/bin/python standalone_worker.py --beat
+                  (or: ../../../.venv/bin/celery -A standalone_worker worker --loglevel=INFO;
+                  `python3 -m grader setup`, once, from the repository root, creates .venv)
 """
 
 import logging

@@ -37,7 +37,7 @@ failing test names its tag.
 Keep the names, signatures and constants below exactly as they are: the hidden tests
 import them. Replace each ``raise NotImplementedError(...)`` with your code.
 
-Check your work:  pytest exercises/level3/celery_beat/tasks.py
+Check your work:  python3 -m grader check celery_tasks   (from the repository root)
 Try it by hand:   cd exercises/level3/celery_beat && ../../../.venv/bin/celery -A standalone_worker worker
                   (with the celery_worker exercise done: a worker on ``-A tasks`` consumes only
                   the default queue, and routed tasks such as notify wait forever)

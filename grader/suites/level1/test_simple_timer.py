@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
@@ -24,7 +26,16 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from grader.drawing import deterministic, near_dst, utc_instants
-from grader.feedback import expect, expect_equal, expect_fire_times, fail
+from grader.feedback import (
+    expect,
+    expect_equal,
+    expect_fire_times,
+    fail,
+    logger_name,
+    own_records,
+    quote_records,
+    upcoming,
+)
 from grader.sim_apscheduler import expected_series, simulate
 from grader.targets import Target
 from grader.testing import machine_zone
@@ -82,13 +93,14 @@ def _check_one_info_record(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     result, records = _records_of(getattr(module, name), caplog)
+    records = own_records(records, module)  # what a library logs meanwhile is not theirs
     printed = capsys.readouterr().out
-    shown = [f"{r.levelname} {r.name}: {r.getMessage()}" for r in records]
     if not records and word in printed:
         fail(f"{name}() printed {printed.strip()!r} instead of logging it: use logger.info(...).")
     expect(
         len(records) == 1,
-        f"{name}() should log exactly one record; it logged {len(records)}: {shown}",
+        f"{name}() should log exactly one record; it logged {len(records)}"
+        + (f":\n{quote_records(records, module)}" if records else "."),
     )
     record = records[0]
     expect_equal(record.levelname, "INFO", f"the level of the record {name}() logs")
@@ -101,12 +113,14 @@ def _check_one_info_record(
 
 def _check_module_logger(module: ModuleType, name: str, caplog: pytest.LogCaptureFixture) -> None:
     _, records = _records_of(getattr(module, name), caplog)
+    records = own_records(records, module)  # what a library logs meanwhile is not theirs
     own = getattr(getattr(module, "logger", None), "name", None)
     loggers = [r.name for r in records]
-    expect_equal(
-        loggers,
-        [own],
-        f"the logger of the records {name}() writes",
+    expect(
+        loggers == [own],
+        f"the logger of the records {name}() writes:\n"
+        f"  expected: [{logger_name(str(own), module)!r}] (the module's own logger)\n"
+        f"  actual:   {[logger_name(n, module) for n in loggers]!r}\n"
         "Log with the module's `logger = logging.getLogger(__name__)`: logging.info(...) "
         "writes to the root logger, print() bypasses logging altogether.",
     )
@@ -209,6 +223,7 @@ def _check_heartbeat_series(module: ModuleType, start: datetime, zone: str) -> N
         scheduler = module.build_scheduler()
         scheduler.start()
         sim.run_for(timedelta(seconds=60))
+        later = upcoming(sim, "heartbeat")  # its runs after the window, for the message
         scheduler.shutdown()
     step = timedelta(seconds=module.HEARTBEAT_SECONDS)
     expected = list(expected_series(start + step, step, start + timedelta(seconds=60)))
@@ -217,6 +232,8 @@ def _check_heartbeat_series(module: ModuleType, start: datetime, zone: str) -> N
         expected,
         what="job 'heartbeat' over the first 60 s",
         tz=SHANGHAI,
+        start=start,
+        later=later,
         why=f"An interval job runs exactly every HEARTBEAT_SECONDS seconds (no jitter) "
         f"{_scenario(start, zone)}.",
     )
@@ -270,6 +287,7 @@ def _check_one_shot(module: ModuleType, start: datetime, zone: str) -> None:
         scheduler.start()
         sim.run_for(timedelta(seconds=40))
         remaining = scheduler.get_job("one_shot")
+        later = upcoming(sim, "one_shot")  # a run after the window, for the message
         scheduler.shutdown()
     missed = sim.runs("one_shot", outcome="missed")
     why = "A date trigger runs exactly once, ONE_SHOT_DELAY_SECONDS after build_scheduler()."
@@ -286,6 +304,8 @@ def _check_one_shot(module: ModuleType, start: datetime, zone: str) -> None:
         what=f"job 'one_shot' {_scenario(start, zone)}",
         tz=SHANGHAI,
         why=why,
+        start=start,
+        later=later,
     )
     expect(remaining is None, "After its single run, the date job must be gone from the scheduler.")
 
@@ -388,6 +408,7 @@ class _MainRun:
         self.schedulers: list[Any] = []
         self.slow_started = threading.Event()
         self.slow_finished = threading.Event()
+        self.started = threading.Event()  # start() returned (set only with a slow job)
         self.slow_seconds: float | None = None
         original = module.build_scheduler
 
@@ -414,6 +435,7 @@ class _MainRun:
         def start_then_wait_for_the_slow_job(*args: Any, **kwargs: Any) -> Any:
             result = start(*args, **kwargs)
             self.slow_started.wait(5)
+            self.started.set()
             return result
 
         scheduler.start = start_then_wait_for_the_slow_job
@@ -567,3 +589,148 @@ def test_main_stops_the_scheduler_when_interrupted(
         "Ctrl+C (SIGINT) during main()'s sleep left the scheduler running "
         f"(threads alive: {alive}): shut it down in a `finally:` block.",
     )
+
+
+class _Killed(BaseException):
+    """What SIGTERM's default action (SIG_DFL) would have done: kill the process."""
+
+
+def _wait_until_blocked(ident: int, done: threading.Event, within: float = 5.0) -> None:
+    """Return once thread ``ident`` waits in a blocking call (its innermost frame stands
+    still between two looks), so a signal finds main() in its wait, not half-way there."""
+    deadline = time.monotonic() + within
+    last: tuple[Any, int] | None = None
+    while time.monotonic() < deadline and not done.is_set():
+        frame = sys._current_frames().get(ident)
+        here = (frame, frame.f_lasti) if frame is not None else None
+        if here is not None and last is not None and here[0] is last[0] and here[1] == last[1]:
+            return
+        last = here
+        done.wait(0.05)
+
+
+@dataclass
+class _SignalledRun:
+    """How one ``main(run_seconds=...)`` went when a signal came during its wait."""
+
+    run: _MainRun
+    ended: str | None  # None: returned normally; else how it ended
+    signalled_after: float | None  # seconds from the call to the signal; None: never sent
+    returned_after: float | None  # seconds from the signal to the return
+
+
+def _main_until_signal(
+    module: ModuleType, monkeypatch: pytest.MonkeyPatch, sig: signal.Signals, run_seconds: float
+) -> _SignalledRun:
+    """Call main() in this (the main) thread; once its scheduler runs a slow job and main()
+    waits, send ``sig`` to this thread, once, as a shell or systemd does.
+
+    Before the call, SIGINT raises KeyboardInterrupt and SIGTERM kills, as in a fresh
+    ``python level1_simple_timer.py``: what main() does not handle shows.
+    """
+    run = _MainRun(module, monkeypatch)
+    run.slow_seconds = 0.8  # a job still running when the signal comes
+
+    def killed(signum: int, frame: object) -> None:
+        raise _Killed(signum)
+
+    previous = {
+        signal.SIGTERM: signal.signal(signal.SIGTERM, killed),
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+    }
+    main_thread = threading.get_ident()
+    done = threading.Event()
+    sent: list[float] = []
+
+    def send() -> None:
+        deadline = time.monotonic() + 8
+        while not run.started.wait(0.05):
+            if done.is_set() or time.monotonic() > deadline:
+                return  # main() ended, or never started a scheduler
+        _wait_until_blocked(main_thread, done)
+        if not done.is_set():
+            sent.append(time.monotonic())
+            signal.pthread_kill(main_thread, sig)
+
+    sender = threading.Thread(target=send, daemon=True)
+    called = time.monotonic()
+    sender.start()
+    ended: str | None = None
+    try:
+        module.main(run_seconds=run_seconds)
+    except NotImplementedError:
+        raise
+    except _Killed:
+        ended = "killed"
+    except BaseException as error:  # a KeyboardInterrupt, a SystemExit, an error
+        ended = f"{type(error).__name__}: {error}".rstrip(": ")
+    finally:
+        returned = time.monotonic()
+        done.set()
+        sender.join(10)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    return _SignalledRun(
+        run,
+        ended,
+        sent[0] - called if sent else None,
+        returned - sent[0] if sent else None,
+    )
+
+
+@pytest.mark.grade(
+    points=2,
+    note=f"{NOTE}#standalone-process",
+    hint="signal.signal(SIGTERM, handler) and signal.signal(SIGINT, handler) where the handler "
+    "only does requests.put(signum) on a queue.SimpleQueue; requests.get(timeout=0.5) in a "
+    "loop until run_seconds are over, instead of time.sleep; then shutdown() in finally.",
+    timeout=40,
+    spec=("main-stops-on-signal",),
+)
+def test_main_stops_cleanly_on_sigterm_and_on_sigint(target: Target) -> None:
+    module = target.load()
+    run_seconds = 10.0
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        how = {signal.SIGTERM: "kill -TERM <pid>", signal.SIGINT: "Ctrl+C"}[sig]
+        with pytest.MonkeyPatch.context() as patch:  # a fresh build_scheduler spy per run
+            result = _main_until_signal(module, patch, sig, run_seconds)
+        expect(
+            result.signalled_after is not None,
+            f"main(run_seconds={run_seconds:g}) never waited with a started scheduler, so no "
+            f"{sig.name} could be sent: build the scheduler with build_scheduler(), start it, "
+            f"then wait (it {'raised ' + result.ended if result.ended else 'returned'}).",
+        )
+        if result.ended == "killed":
+            fail(
+                f"{sig.name} ({how}) found no handler: the process would have died on the "
+                "spot, its scheduler never shut down and the job it was running cut off "
+                "half-way. Install a handler for SIGTERM and for SIGINT with signal.signal(...)."
+            )
+        expect(
+            result.ended is None,
+            f"After {sig.name} ({how}), main() ended with {result.ended} instead of returning: "
+            "a stop request is the normal way for this program to end. Let the handler only "
+            "hand the request to main() (a queue.SimpleQueue), and return after the shutdown.",
+        )
+        assert result.returned_after is not None
+        expect(
+            result.returned_after < 5.0,
+            f"main(run_seconds={run_seconds:g}) returned {result.returned_after:.1f} s after "
+            f"{sig.name} ({how}): the signal should end the wait at once. time.sleep() "
+            "carries on after a handler that only sets a flag or calls shutdown() itself; "
+            "wait for what the handler hands over: requests.get(timeout=...) on a "
+            "queue.SimpleQueue it puts into.",
+        )
+        scheduler = result.run.scheduler
+        alive = _scheduler_threads()
+        expect(
+            not scheduler.running and not alive,
+            f"After {sig.name} ({how}), main() returned with its scheduler still running "
+            f"(running={scheduler.running}, threads alive: {alive}): shut it down after the "
+            "wait.",
+        )
+        expect(
+            result.run.slow_finished.is_set(),
+            f"After {sig.name} ({how}), main() returned while a job was still running: shut "
+            "down with scheduler.shutdown() (wait=True, the default) so the job can finish.",
+        )

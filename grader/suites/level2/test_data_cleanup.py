@@ -368,6 +368,67 @@ def test_a_second_cleanup_right_after_deletes_nothing(target: Target, files: Fil
     expect_equal((first, again), (7, 0), "two delete_expired_tokens(engine, now, 3) in a row")
 
 
+def _within(seconds: float, call: Callable[[], object]) -> tuple[str, object]:
+    """("returned", value), ("raised", error) or ("hung", None) after ``seconds``: a call
+    that loops forever fails the test with a message instead of its timeout."""
+    outcome: list[tuple[str, object]] = []
+
+    def run() -> None:
+        try:
+            outcome.append(("returned", call()))
+        except BaseException as error:  # reported to the test's thread
+            outcome.append(("raised", error))
+
+    worker = threading.Thread(target=run, daemon=True)  # left behind if it never returns
+    worker.start()
+    worker.join(seconds)
+    return outcome[0] if outcome else ("hung", None)
+
+
+@pytest.mark.grade(
+    points=1,
+    note=f"{NOTE}#token-cleanup",
+    hint="First thing in delete_expired_tokens: if not 1 <= batch_size <= MAX_BATCH_SIZE: "
+    "raise ValueError(...).",
+    timeout=30,
+    spec=("batch-size-checked",),
+)
+def test_delete_expired_tokens_rejects_a_batch_size_out_of_range(
+    target: Target, files: Files
+) -> None:
+    module = target.load()
+    now = sh(2, 3)
+    expired = {f"old{i}": now - timedelta(hours=i + 1) for i in range(3)}
+    _seed(module, files.database_url, expired)
+    engine = _engine(module, files.database_url)
+    for bad in (0, -1, 10_001, 10**20):
+        how, value = _within(3.0, functools.partial(module.delete_expired_tokens, engine, now, bad))
+        if isinstance(value, NotImplementedError):
+            raise value
+        left = len(_tokens_left(module, files.database_url))
+        call = f"delete_expired_tokens(engine, now, batch_size={bad})"
+        why = (
+            "A batch size is a small count, 1 to MAX_BATCH_SIZE (10,000): 0 deletes nothing "
+            "(or loops forever), -1 is 'no limit' to SQLite, a huge one overflows the driver. "
+            "Check the range first and raise ValueError."
+        )
+        expect(how != "hung", f"{call} did not return within 3 s (an endless loop?). {why}")
+        expect(
+            how == "raised" and isinstance(value, ValueError),
+            f"{call} {'raised ' + type(value).__name__ if how == 'raised' else 'returned'} "
+            f"{value!r} instead of raising ValueError ({left} of 3 expired tokens left). {why}",
+        )
+        expect_equal(left, 3, f"expired tokens left after {call} raised", why)
+    for edge in (1, 10_000):  # the range's own ends are fine
+        _seed(module, files.database_url, {f"{name}-{edge}": t for name, t in expired.items()})
+        expect_equal(
+            module.delete_expired_tokens(engine, now, edge),
+            6 if edge == 1 else 3,
+            f"delete_expired_tokens(engine, now, batch_size={edge})",
+            "1 and 10,000 are batch sizes like any other.",
+        )
+
+
 @pytest.mark.grade(
     points=1,
     note=f"{NOTE}#token-cleanup",
@@ -1423,7 +1484,8 @@ def _main_until_signal(call: Callable[[], object], sig: signal.Signals) -> MainR
     points=2,
     note=f"{NOTE}#exercises",
     hint="signal.signal(SIGTERM, handler) and signal.signal(SIGINT, handler), where the handler "
-    "only sets a threading.Event; then shutdown(wait=True), log 'stopped', return 0.",
+    "only puts the signal into a queue.SimpleQueue that main() waits on with get(); then "
+    "shutdown(wait=True), log 'stopped', return 0.",
     timeout=30,
     spec=("main-stops-gracefully",),
 )

@@ -161,6 +161,15 @@ def _require_aware(moment: datetime) -> datetime:
     return moment
 
 
+_BATCH_SIZES = range(1, 10_001)
+
+
+def _require_batch_size(size: int) -> int:
+    if size not in _BATCH_SIZES:
+        raise ValueError(f"batch size {size!r} is outside {_BATCH_SIZES.start}..{_BATCH_SIZES.stop - 1}")
+    return size
+
+
 _SCHEMA_LOCK = threading.Lock()  # two jobs may open the same fresh database at once
 
 
@@ -176,6 +185,7 @@ def get_engine(url: str) -> Engine:
 def delete_expired_tokens(engine: Engine, now: datetime, batch_size: int = BATCH_SIZE) -> int:
     """Delete every token expired at ``now`` in batches; return how many were deleted."""
     _require_aware(now)
+    _require_batch_size(batch_size)
     total = 0
     while True:
         with Session(engine) as session, session.begin():

@@ -7,12 +7,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
-from pydantic import Field, field_validator
+from pydantic import Field, TypeAdapter, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import DateTime, Dialect, Engine, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -185,9 +185,13 @@ def get_engine(url: str) -> Engine:
     return engine
 
 
+_BATCH_SIZE = TypeAdapter(Annotated[int, Field(strict=True, ge=1, le=10_000)])
+
+
 def delete_expired_tokens(engine: Engine, now: datetime, batch_size: int = BATCH_SIZE) -> int:
     """Delete every token expired at ``now`` in short batches; return the number deleted."""
     cutoff = _aware(now)
+    batch_size = _BATCH_SIZE.validate_python(batch_size)  # a ValidationError is a ValueError
     removed = 0
     while True:
         with engine.begin() as conn:

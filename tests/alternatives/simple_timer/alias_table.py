@@ -1,8 +1,9 @@
 """simple_timer, correct: string trigger aliases driven by a job table, %-style log args."""
 
 import logging
+import signal
 from datetime import datetime, timedelta
-from time import sleep
+from threading import Event
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -44,17 +45,22 @@ def build_scheduler() -> BackgroundScheduler:
 
 def main(run_seconds: float = 30.0) -> None:
     logging.basicConfig(level=logging.INFO)
+    stopping = Event()
+    previous = {
+        sig: signal.signal(sig, lambda signum, frame: stopping.set())
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     scheduler = build_scheduler()
     scheduler.start()
     logger.info("timer running for %.1f s", run_seconds)
     try:
-        sleep(run_seconds)
-    except KeyboardInterrupt:
-        logger.info("interrupted")
-        raise
+        if stopping.wait(timeout=run_seconds):
+            logger.info("interrupted")
     finally:
         scheduler.shutdown()
         logger.info("timer stopped")
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

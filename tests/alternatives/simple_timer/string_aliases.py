@@ -5,6 +5,7 @@ inherit the scheduler's zone, so no trigger object is built by hand.
 """
 
 import logging
+import signal
 import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -42,6 +43,10 @@ def build_scheduler() -> BackgroundScheduler:
 
 def main(run_seconds: float = 30.0) -> None:
     logging.basicConfig(level=logging.INFO)
+    # kill / docker stop send SIGTERM: treat it like Ctrl+C, which Python turns into a
+    # KeyboardInterrupt, so both end the sleep through the same except/finally.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     scheduler = build_scheduler()
     scheduler.start()
     try:

@@ -1,8 +1,10 @@
 """simple_timer, correct: explicit trigger objects, small helpers, keyword arguments."""
 
 import logging
+import signal
 import time
 from datetime import datetime, timedelta
+from types import FrameType
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -48,16 +50,32 @@ def build_scheduler() -> BackgroundScheduler:
     return scheduler
 
 
+class StopRequested(Exception):
+    """Raised by the signal handler to end the sleep early."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise StopRequested(signal.Signals(signum).name)
+
+
 def main(run_seconds: float = 30.0) -> None:
-    """Run for run_seconds seconds, always shutting down."""
+    """Run for run_seconds seconds (or until SIGTERM/SIGINT), always shutting down."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     scheduler = build_scheduler()
-    scheduler.start()
     try:
+        signal.signal(signal.SIGTERM, _raise_stop)
+        signal.signal(signal.SIGINT, _raise_stop)
+        scheduler.start()
         time.sleep(run_seconds)
+    except StopRequested as stop:
+        logger.info("%s received, shutting down", stop)
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the shutdown
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if scheduler.running:
             scheduler.shutdown(wait=True)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 if __name__ == "__main__":
