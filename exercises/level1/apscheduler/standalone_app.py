@@ -58,15 +58,16 @@ def main() -> int:
          INFO lines show too (``logging.basicConfig``) (#logging-info-to-stderr);
       2. build the scheduler with ``build_scheduler(load_settings())`` (import both from
          config) and register the jobs (#builds-and-registers);
-      3. install one handler for SIGTERM and SIGINT (#handlers-before-start) that only sets
-         a ``threading.Event`` - no shutdown, no ``sys.exit`` in it (a handler runs in the
-         main thread, between two lines of your code: keep it tiny)
-         (#handler-only-sets-event);
+      3. install one handler for SIGTERM and SIGINT (#handlers-before-start) that only hands
+         the request to the main thread - ``requests.put(signum)`` on a
+         ``queue.SimpleQueue``; no shutdown, no ``sys.exit`` in it (a handler runs in the
+         main thread, between two lines of your code: keep it tiny; ``Event.set()`` there
+         can deadlock, see the note) (#handler-only-sets-event);
       4. start the scheduler, then log, with the module's ``logger``, an INFO line
          containing "started" (APScheduler's own "Scheduler started" does not count)
          (#started-logged-after-start);
-      5. wait on the Event, so that a signal stops the process at once, not after a long
-         sleep (#waits-on-event);
+      5. wait for that request (``requests.get(timeout=0.5)`` in a loop), so that a signal
+         stops the process at once, not after a long sleep (#waits-on-event);
       6. shut the scheduler down, waiting for running jobs to finish
          (#shutdown-waits-for-jobs);
       7. log an INFO line containing "stopped" (#stopped-logged) and return 0
@@ -77,7 +78,7 @@ def main() -> int:
     expect: exit status 0 within a second or two, a "stopped" line on stderr, and a job
     that was running at that moment completed, not cut off.
     """
-    raise NotImplementedError("run until SIGTERM/SIGINT sets an Event, then shut down and return 0")
+    raise NotImplementedError("run until SIGTERM/SIGINT arrives, then shut down and return 0")
 
 
 if __name__ == "__main__":
