@@ -2,9 +2,10 @@
 
 What it teaches (notes/07a_ap_scheduler_intro.md):
     * one scheduler process, whatever the number of web workers: jobs run once per tick;
-    * SIGTERM (``docker stop``, Kubernetes, systemd) and SIGINT (Ctrl+C) only set a
-      ``threading.Event``; the main thread then calls ``shutdown(wait=True)`` so a running
-      job finishes instead of dying half-way;
+    * SIGTERM (``docker stop``, Kubernetes, systemd) and SIGINT (Ctrl+C) only hand the
+      request to the main thread (a ``queue.SimpleQueue``, safe inside a signal handler);
+      the main thread then calls ``shutdown(wait=True)`` so a running job finishes instead
+      of dying half-way;
     * the process exits with status 0 after a requested stop, and logs "started"/"stopped";
       it does not start with bad settings or an unreachable job store database: one ERROR
       line naming the variable, exit status 2.
@@ -24,9 +25,9 @@ restart; its driver is the project's ``postgres`` extra (in the course's .venv; 
 
 import logging
 import os
+import queue
 import signal
 import sys
-import threading
 from types import FrameType
 
 from apscheduler.schedulers.base import BaseScheduler
@@ -76,11 +77,13 @@ def main() -> int:
         return _EXIT_BAD_SETTINGS
     register_jobs(scheduler)
 
-    stop = threading.Event()
+    # The handler runs in the main thread between two bytecodes: it only hands the request
+    # over. SimpleQueue.put() may interrupt the main thread's get() safely; Event.set()
+    # takes a lock that an interrupted Event.wait() can be holding, and would hang for good.
+    stop_requests: queue.SimpleQueue[int] = queue.SimpleQueue()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
-        # Runs in the main thread between two bytecodes: do nothing but set the flag.
-        stop.set()
+        stop_requests.put(signum)
 
     handled = (signal.SIGTERM, signal.SIGINT)
     previous = {sig: signal.signal(sig, request_stop) for sig in handled}
@@ -91,8 +94,13 @@ def main() -> int:
             logger.error("cannot start: %s", _error_line(error))
             return _EXIT_BAD_SETTINGS
         logger.info("scheduler started (pid %d); stop with SIGTERM or Ctrl+C", os.getpid())
-        stop.wait()
-        logger.info("stop requested, waiting for running jobs to finish")
+        while True:
+            try:  # in slices: a signal just before get() starts waiting runs after it returns
+                signum = stop_requests.get(timeout=0.5)
+                break
+            except queue.Empty:
+                continue
+        logger.info("%s received, waiting for running jobs to finish", signal.Signals(signum).name)
         scheduler.shutdown(wait=True)
     finally:
         for sig, handler in previous.items():  # leave the process as we found it

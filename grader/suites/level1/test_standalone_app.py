@@ -197,14 +197,15 @@ def run_script(target: Target, sig: signal.Signals, tmp_path: Path, slow_job: bo
 def _check_graceful_exit(run: Run, sig: signal.Signals) -> None:
     expect(
         run.seconds_to_exit is not None,
-        f"After {sig.name} the process was still running {EXIT_BOUND:g} s later: wait on the "
-        f"Event (stop.wait()), not in long sleeps, and stop as soon as it is set.\n{run.tail()}",
+        f"After {sig.name} the process was still running {EXIT_BOUND:g} s later: wait for the "
+        "handler's request (requests.get(timeout=0.5) in a loop, or an Event), not in long "
+        f"sleeps, and stop as soon as it arrives.\n{run.tail()}",
     )
     took = run.seconds_to_exit or 0.0
     expect(
         took < PROMPT_EXIT,
         f"After {sig.name} the process took {took:.1f} s to exit, with no job running: wait "
-        "on the Event itself (stop.wait(), or short timeouts), not in long sleeps.",
+        "for the request itself (requests.get(timeout=0.5) in a loop), not in long sleeps.",
     )
     expect_equal(
         run.returncode,
@@ -224,8 +225,8 @@ def _check_graceful_exit(run: Run, sig: signal.Signals) -> None:
 @pytest.mark.grade(
     points=3,
     note=f"{NOTE}#standalone-process",
-    hint="signal.signal(signal.SIGTERM, handler): the handler sets a threading.Event "
-    "that main() waits on.",
+    hint="signal.signal(signal.SIGTERM, handler): the handler puts the signal on a "
+    "queue.SimpleQueue that main() waits on (get(timeout=0.5) in a loop).",
     timeout=30,
     spec=("sigterm-graceful", "stopped-logged", "waits-on-event"),
 )
@@ -389,7 +390,7 @@ def _call_main(target: Target, monkeypatch: pytest.MonkeyPatch) -> tuple[InProce
     except SystemExit as exit_:
         fail(
             f"main() raised SystemExit({exit_.code!r}) instead of returning 0: the handler "
-            "must only set the Event (sys.exit in a handler skips the shutdown)."
+            "must only hand the request to main() (sys.exit in a handler skips the shutdown)."
         )
     expect(
         run.ready.is_set() and run.at_started,
@@ -448,8 +449,8 @@ def test_started_is_logged_once_everything_is_ready(
 @pytest.mark.grade(
     points=1,
     note=f"{NOTE}#standalone-process",
-    hint="def handler(signum, frame): stop.set() - nothing else; shutdown() runs in main() "
-    "after stop.wait().",
+    hint="def handler(signum, frame): requests.put(signum) - nothing else; shutdown() runs "
+    "in main() once requests.get() returned.",
     timeout=20,
     spec=("handler-only-sets-event",),
 )
