@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import queue
 import signal
 import socket
 import threading
@@ -251,16 +252,22 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     coordinator.add_job(scheduler, demo, job_id="demo", interval_seconds=5)
-    stop = threading.Event()
+    # SimpleQueue.put is safe in a signal handler; Event.set can deadlock there (note 07a §9).
+    stop_requests: queue.SimpleQueue[int] = queue.SimpleQueue()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        stop_requests.put(signum)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     coordinator.start_renewer()
     scheduler.start()
-    stop.wait()
+    while True:
+        try:  # in slices: a signal just before get() starts waiting runs after it returns
+            stop_requests.get(timeout=0.5)
+            break
+        except queue.Empty:
+            continue
     scheduler.shutdown(wait=True)
     coordinator.stop_renewer()
     return 0
