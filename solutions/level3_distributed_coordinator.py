@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import queue
 import secrets
 import signal
 import socket
@@ -407,17 +408,23 @@ def main(argv: list[str] | None = None) -> int:
         job_id="demo",
         interval_seconds=interval,
     )
-    stop = threading.Event()
+    # SimpleQueue.put is safe in a signal handler; Event.set can deadlock there (note 07a §9).
+    stop_requests: queue.SimpleQueue[int] = queue.SimpleQueue()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        stop_requests.put(signum)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     coordinator.start_renewer()
     scheduler.start()
     logger.info("instance %s started (every %s s)", options.instance, interval)
-    stop.wait()
+    while True:
+        try:  # in slices: a signal just before get() starts waiting runs after it returns
+            stop_requests.get(timeout=0.5)
+            break
+        except queue.Empty:
+            continue
     scheduler.shutdown(wait=True)
     coordinator.stop_renewer()
     logger.info("instance %s stopped", options.instance)
