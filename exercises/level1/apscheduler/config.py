@@ -17,9 +17,9 @@ Keep the names, field names, defaults and signatures below exactly as they are: 
 hidden tests import them. Sibling files import this module by bare name
 (``from config import build_scheduler, load_settings``), so keep the file name too.
 
-Check your work:  pytest exercises/level1 -k apscheduler_config
+Check your work:  python3 -m grader check apscheduler_config   (from the repository root)
 Try it by hand:   cd exercises/level1/apscheduler
-                  python -c "import config; print(config.load_settings())"
+                  ../../../.venv/bin/python -c "import config; print(config.load_settings())"
 """
 
 import logging

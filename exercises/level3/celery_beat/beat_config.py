@@ -28,9 +28,10 @@ failing test names its tag.
 Keep the names, signatures and constants below exactly as they are: the hidden tests
 import them. Replace each ``raise NotImplementedError(...)`` with your code.
 
-Check your work:  pytest exercises/level3/celery_beat/beat_config.py
+Check your work:  python3 -m grader check celery_beat_config   (from the repository root)
 Try it by hand:   cd exercises/level3/celery_beat
-                  CELERY_BEAT_DEMO_SECONDS=2 celery -A tasks beat -l INFO -s /tmp/beat-schedule
+                  CELERY_BEAT_DEMO_SECONDS=2 ../../../.venv/bin/celery -A tasks beat -l INFO \\
+                      -s /tmp/beat-schedule
 """
 
 from typing import Any

@@ -40,7 +40,7 @@ failing test names its tag.
 Keep the names, signatures and constants below exactly as they are: the hidden tests
 import them (``celery_app`` too). Replace each ``raise NotImplementedError(...)``.
 
-Check your work:  pytest exercises/level3/celery_beat/embedded_app.py
+Check your work:  python3 -m grader check celery_embedded   (from the repository root)
 Try it by hand:   cd exercises/level3/celery_beat && ../../../.venv/bin/uvicorn embedded_app:app
                   (with a worker running: ../../../.venv/bin/python standalone_worker.py),
                   then stop Redis and ask again: curl -i localhost:8000/health
