@@ -12,9 +12,11 @@ What it teaches (notes/07a_ap_scheduler_intro.md):
 How to run (it prints the settings and the scheduler it would build, once it has connected
 to the job store's database; a bad setting or an unreachable database is one ERROR line
 naming the variable, and exit status 2):
-    cd solutions/apscheduler && python config.py
-    cd solutions/apscheduler && SCHEDULER_TIMEZONE=Europe/Berlin python config.py
-    cd solutions/apscheduler && SCHEDULER_JOBSTORE_URL=sqlite:////tmp/jobs.sqlite python config.py
+    cd solutions/apscheduler && ../../.venv/bin/python config.py
+    cd solutions/apscheduler && SCHEDULER_TIMEZONE=Europe/Berlin ../../.venv/bin/python config.py
+    cd solutions/apscheduler && SCHEDULER_JOBSTORE_URL=sqlite:////tmp/jobs.sqlite \\
+        ../../.venv/bin/python config.py
+(`python3 -m grader setup` creates .venv on a fresh clone.)
 
 PostgreSQL needs its driver, psycopg: the project's ``postgres`` extra (the course's .venv has
 it; elsewhere ``pip install -e ".[postgres]"`` from the repository root). Name the driver in
@@ -22,7 +24,7 @@ the URL, ``postgresql+psycopg://user:password@host:port/database``; with the loc
     createdb -h 127.0.0.1 -U postgres cronkata    # once
     cd solutions/apscheduler
     export SCHEDULER_JOBSTORE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/cronkata
-    python config.py                              # then standalone_app.py keeps its jobs there
+    ../../.venv/bin/python config.py              # then standalone_app.py keeps its jobs there
 
 Sibling files import it by bare name: ``from config import build_scheduler, load_settings``.
 """

@@ -11,7 +11,7 @@ What it teaches (notes/07a_ap_scheduler_intro.md):
       line naming the variable, exit status 2.
 
 How to run:
-    cd solutions/apscheduler && python standalone_app.py
+    cd solutions/apscheduler && ../../.venv/bin/python standalone_app.py
     (stop it with Ctrl+C, or `kill -TERM <pid>` from another terminal)
 
 Settings come from SCHEDULER_* variables (see config.py). Jobs kept in PostgreSQL survive a
@@ -20,7 +20,7 @@ restart; its driver is the project's ``postgres`` extra (in the course's .venv; 
     createdb -h 127.0.0.1 -U postgres cronkata    # once
     cd solutions/apscheduler
     SCHEDULER_JOBSTORE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/cronkata \\
-        python standalone_app.py
+        ../../.venv/bin/python standalone_app.py
 """
 
 import logging

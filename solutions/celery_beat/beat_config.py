@@ -14,17 +14,19 @@ What it teaches (notes/07c_celery_beat_intro.md):
       so a backlog left while workers were down is dropped instead of run in a burst.
 
 How to run (beat is a separate process; exactly one beat per schedule):
-    cd solutions/celery_beat && celery -A tasks beat --loglevel=INFO -s /tmp/celerybeat-schedule
+    cd solutions/celery_beat && ../../.venv/bin/celery -A tasks beat --loglevel=INFO \\
+        -s /tmp/celerybeat-schedule
 
 A short schedule for trying things out (the cleanup entry every 2 seconds):
-    CELERY_BEAT_DEMO_SECONDS=2 celery -A tasks beat --loglevel=INFO -s /tmp/celerybeat-schedule
+    cd solutions/celery_beat && CELERY_BEAT_DEMO_SECONDS=2 ../../.venv/bin/celery -A tasks beat \\
+        --loglevel=INFO -s /tmp/celerybeat-schedule
 
 CELERY_BEAT_DEMO_SECONDS is a number of seconds from DEMO_MIN_SECONDS (0.5) to
 DEMO_MAX_SECONDS (86400, a day); empty or unset means the normal schedule. Anything else
 ("1e-9" would flood the broker, "nan" and "inf" crash beat) makes importing this module
 raise a ValueError naming the variable, so beat stops at start-up with that message.
 Print the schedule beat would get (a bad value: one line, exit status 2):
-    cd solutions/celery_beat && CELERY_BEAT_DEMO_SECONDS=2 python beat_config.py
+    cd solutions/celery_beat && CELERY_BEAT_DEMO_SECONDS=2 ../../.venv/bin/python beat_config.py
 """
 
 import logging
