@@ -27,8 +27,8 @@ How to run (Redis on localhost:6379 and a worker running, see standalone_worker.
 """
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Literal
 
 import redis.exceptions
@@ -175,10 +175,18 @@ def _answer_503_if_redis_is_down(what: str) -> Iterator[None]:
         ) from None
 
 
+@asynccontextmanager
+async def _lifespan(api: FastAPI) -> AsyncIterator[None]:
+    # uvicorn configures only its own loggers: without this, the "queued ..." and "Redis
+    # unavailable" lines never show. A no-op where logging is configured already.
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    yield
+
+
 def create_app() -> FastAPI:
     """Build a new FastAPI app with the enqueue, workflow, status and health endpoints."""
     _bound_web_calls()
-    api = FastAPI(title="cronkata: Celery from FastAPI")
+    api = FastAPI(title="cronkata: Celery from FastAPI", lifespan=_lifespan)
 
     @api.get("/health")
     def health() -> JSONResponse:
