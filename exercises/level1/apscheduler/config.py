@@ -44,9 +44,9 @@ class SchedulerSettings(BaseSettings):
         ("Europe/Berlin" is fine, "Mars/Olympus" and "" are not; whatever value is
         accepted, ``ZoneInfo(settings.timezone)`` works) (#timezone-validated);
       * ``max_workers`` must be between 1 and 100 inclusive (#max-workers-range);
-      * ``misfire_grace_time`` must be at least 1, in whole seconds (an ``int``: 1.5 is
-        rejected) (#misfire-grace-time-range);
-      * ``max_instances`` must be at least 1 (#max-instances-range);
+      * ``misfire_grace_time`` must be between 1 and 86400 (a day) inclusive, in whole
+        seconds (an ``int``: 1.5 is rejected) (#misfire-grace-time-range);
+      * ``max_instances`` must be between 1 and 100 inclusive (#max-instances-range);
       * ``jobstore_url``, when set, must be a URL that SQLAlchemy can parse and whose
         database SQLAlchemy knows (``sqlalchemy.engine.make_url(value).get_dialect()``
         works; catch its ``ArgumentError``, which is no ``ValueError``): "not a url",

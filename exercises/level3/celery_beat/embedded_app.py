@@ -55,6 +55,8 @@ from pydantic import BaseModel
 from tasks import app as celery_app  # noqa: F401  (the tests use it; send through it)
 
 MAX_NUMBERS = 100
+MAX_USER_ID = 2**31 - 1  # a 32-bit database id
+MAX_NUMBER = 10**9  # the largest magnitude of each number
 UNAVAILABLE_WITHIN_SECONDS = 3  # a request answers within this long when Redis is down
 RETRY_AFTER_SECONDS = 5
 
@@ -65,8 +67,8 @@ class NotifyRequest(BaseModel):
     """The body of POST /tasks/notify.
 
     TODO: constrain the fields with pydantic's Field: notification_id 1 to 64
-    characters, user_id > 0, message 1 to 500 characters, bounds included
-    (#notify-constraints).
+    characters, user_id from 1 to MAX_USER_ID, message 1 to 500 characters, bounds
+    included (#notify-constraints).
     """
 
     notification_id: str
@@ -77,8 +79,9 @@ class NotifyRequest(BaseModel):
 class WorkflowRequest(BaseModel):
     """The body of POST /workflows.
 
-    TODO: numbers must hold 1 to MAX_NUMBERS integers, bounds included
-    (Field(min_length=..., max_length=...)) (#numbers-constraints).
+    TODO: numbers must hold 1 to MAX_NUMBERS integers, each from -MAX_NUMBER to
+    MAX_NUMBER, bounds included (Field(min_length=..., max_length=...) on the list,
+    ``list[Annotated[int, Field(ge=..., le=...)]]`` for the items) (#numbers-constraints).
     """
 
     kind: Literal["chain", "group", "chord"]
