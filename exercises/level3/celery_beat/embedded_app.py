@@ -80,8 +80,8 @@ class WorkflowRequest(BaseModel):
     """The body of POST /workflows.
 
     TODO: numbers must hold 1 to MAX_NUMBERS integers, each from -MAX_NUMBER to
-    MAX_NUMBER, bounds included (Field(min_length=..., max_length=...) on the list,
-    ``list[Annotated[int, Field(ge=..., le=...)]]`` for the items) (#numbers-constraints).
+    MAX_NUMBER, bounds included (Field(min_length=..., max_length=...) on the list; a
+    ``field_validator`` that raises ValueError for the items) (#numbers-constraints).
     """
 
     kind: Literal["chain", "group", "chord"]
