@@ -61,8 +61,9 @@ class SchedulerSettings(BaseSettings):
     jobstore_url: str | None = None  # None: in memory; else a SQLAlchemy URL
     max_workers: int = Field(default=10, ge=1, le=100)  # threads running jobs
     coalesce: bool = True  # run a late job once, not once per missed run
-    misfire_grace_time: int = Field(default=30, ge=1)  # seconds a run may start late
-    max_instances: int = Field(default=1, ge=1)  # concurrent runs of one job
+    # Bounded above too: 10**20 seconds passes a lower bound and overflows timedelta later.
+    misfire_grace_time: int = Field(default=30, ge=1, le=86_400)  # seconds a run may be late
+    max_instances: int = Field(default=1, ge=1, le=100)  # concurrent runs of one job
 
     @field_validator("timezone")
     @classmethod

@@ -38,11 +38,13 @@ from celery.result import GroupResult
 from fastapi import FastAPI, HTTPException, status
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from tasks import add, notify, square, total
 from tasks import app as celery_app
 
 MAX_NUMBERS = 100
+MAX_USER_ID = 2**31 - 1  # a 32-bit database id: larger ids fail in the worker, not here
+MAX_NUMBER = 10**9  # each number's magnitude: a 4,000-digit int would be queued as is
 UNAVAILABLE_WITHIN_SECONDS = 3  # a request answers within this long when Redis is down
 RETRY_AFTER_SECONDS = 5
 # A request gives up quickly; Celery's defaults retry the result backend 20 times, 1 s
@@ -63,7 +65,7 @@ class NotifyRequest(BaseModel):
     """The body of POST /tasks/notify."""
 
     notification_id: str = Field(min_length=1, max_length=64)
-    user_id: int = Field(gt=0)
+    user_id: int = Field(gt=0, le=MAX_USER_ID)
     message: str = Field(min_length=1, max_length=500)
 
 
@@ -72,6 +74,15 @@ class WorkflowRequest(BaseModel):
 
     kind: Literal["chain", "group", "chord"]
     numbers: list[int] = Field(min_length=1, max_length=MAX_NUMBERS)
+
+    @field_validator("numbers")
+    @classmethod
+    def _each_number_bounded(cls, numbers: list[int]) -> list[int]:
+        """Each number within -MAX_NUMBER..MAX_NUMBER (the list's length is checked above)."""
+        for number in numbers:
+            if abs(number) > MAX_NUMBER:
+                raise ValueError(f"each number must be within -{MAX_NUMBER}..{MAX_NUMBER}")
+        return numbers
 
 
 class TaskAccepted(BaseModel):

@@ -43,8 +43,8 @@ DEFAULTS: dict[str, Any] = {
 }
 RANGES = {  # variable -> inclusive range the stub documents (None: no upper bound)
     "SCHEDULER_MAX_WORKERS": (1, 100),
-    "SCHEDULER_MISFIRE_GRACE_TIME": (1, None),
-    "SCHEDULER_MAX_INSTANCES": (1, None),
+    "SCHEDULER_MISFIRE_GRACE_TIME": (1, 86_400),  # 10**20 would overflow timedelta later
+    "SCHEDULER_MAX_INSTANCES": (1, 100),
 }
 
 

@@ -212,7 +212,7 @@ NOTIFY_BODIES = st.fixed_dictionaries(
     {},
     optional={
         "notification_id": st.sampled_from([0, 1, 2, 63, 64, 65, 100]).map(lambda n: "i" * n),
-        "user_id": st.sampled_from([-5, -1, 0, 1, 2, 42, 10**9]),
+        "user_id": st.sampled_from([-5, -1, 0, 1, 2, 42, 2**31 - 1, 2**31, 10**30]),
         "message": st.sampled_from([0, 1, 2, 64, 65, 499, 500, 501, 1000]).map(lambda n: "m" * n),
     },
 )
@@ -231,6 +231,8 @@ NOTIFY_BODIES = st.fixed_dictionaries(
 @example(body={"notification_id": "i" * 64, "user_id": 1, "message": "m" * 500})
 @example(body={"notification_id": "i", "user_id": 0, "message": "m"})
 @example(body={"notification_id": "i", "user_id": 1, "message": "m" * 501})
+@example(body={"notification_id": "i", "user_id": 2**31 - 1, "message": "m"})
+@example(body={"notification_id": "i", "user_id": 2**31, "message": "m"})
 def test_notify_bodies_are_accepted_exactly_within_the_bounds(
     target: Target, body: dict[str, Any]
 ) -> None:
@@ -251,7 +253,10 @@ def test_notify_bodies_are_accepted_exactly_within_the_bounds(
 WORKFLOW_BODIES = st.fixed_dictionaries(
     {
         "kind": st.sampled_from(["chain", "group", "chord", "loop"]),
-        "numbers": st.sampled_from([0, 1, 2, 99, 100, 101]).map(lambda n: [3] * n),
+        "numbers": st.tuples(
+            st.sampled_from([0, 1, 2, 99, 100, 101]),
+            st.sampled_from([3, -(10**9), 10**9, 10**9 + 1, -(10**9) - 1, 10**4000]),
+        ).map(lambda pair: [3] * (pair[0] - 1) + [pair[1]] if pair[0] else []),
     }
 )
 
@@ -267,6 +272,8 @@ WORKFLOW_BODIES = st.fixed_dictionaries(
 @given(body=WORKFLOW_BODIES)
 @example(body={"kind": "group", "numbers": [3] * 100})
 @example(body={"kind": "chain", "numbers": []})
+@example(body={"kind": "chord", "numbers": [3, 10**9, -(10**9)]})
+@example(body={"kind": "chord", "numbers": [3, 10**9 + 1]})
 def test_workflow_bodies_are_accepted_exactly_within_the_bounds(
     target: Target, body: dict[str, Any]
 ) -> None:

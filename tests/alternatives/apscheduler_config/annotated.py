@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError
 
 logger = logging.getLogger(__name__)
 
-PositiveSeconds = Annotated[int, Field(ge=1)]
+PositiveSeconds = Annotated[int, Field(ge=1, le=24 * 3600)]
 
 
 def _sqlalchemy_url(value: str) -> str:
@@ -40,7 +40,7 @@ class SchedulerSettings(BaseSettings):
     max_workers: Annotated[int, Field(ge=1, le=100)] = 10
     coalesce: bool = True
     misfire_grace_time: PositiveSeconds = 30
-    max_instances: Annotated[int, Field(ge=1)] = 1
+    max_instances: Annotated[int, Field(ge=1, le=100)] = 1
 
     @field_validator("timezone")
     @classmethod

@@ -54,8 +54,9 @@ class SchedulerSettings(BaseSettings):
     @field_validator("misfire_grace_time", "max_instances")
     @classmethod
     def check_at_least_one(cls, v: int, info) -> int:
-        if v < 1:
-            raise ValueError(f"{info.field_name} must be >= 1, got {v}")
+        top = 86400 if info.field_name == "misfire_grace_time" else 100
+        if not 1 <= v <= top:
+            raise ValueError(f"{info.field_name} must be within 1..{top}, got {v}")
         return v
 
 

@@ -17,13 +17,15 @@ from pydantic import BaseModel, Field
 from tasks import app as celery_app  # noqa: F401  (the tests use it; send through it)
 
 MAX_NUMBERS = 100
+MAX_USER_ID = 2**31 - 1
+MAX_NUMBER = 10**9
 UNAVAILABLE_WITHIN_SECONDS = 3  # a request answers within this long when Redis is down
 RETRY_AFTER_SECONDS = 5
 
 logger = logging.getLogger(__name__)
 
 NotificationId = Annotated[str, Field(min_length=1, max_length=64)]
-PositiveId = Annotated[int, Field(gt=0)]
+PositiveId = Annotated[int, Field(gt=0, le=MAX_USER_ID)]
 MessageText = Annotated[str, Field(min_length=1, max_length=500)]
 
 
@@ -39,7 +41,10 @@ class WorkflowRequest(BaseModel):
     """The body of POST /workflows."""
 
     kind: Literal["chain", "group", "chord"]
-    numbers: Annotated[list[int], Field(min_length=1, max_length=MAX_NUMBERS)]
+    numbers: Annotated[
+        list[Annotated[int, Field(ge=-MAX_NUMBER, le=MAX_NUMBER)]],
+        Field(min_length=1, max_length=MAX_NUMBERS),
+    ]
 
 
 class TaskAccepted(BaseModel):

@@ -1,7 +1,7 @@
 """Correct: an APIRouter, signatures from the task objects, a chain built with |=, Field(...) constraints."""
 
 import logging
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from celery import chord, group
 from celery.canvas import Signature
@@ -16,6 +16,8 @@ from tasks import add, notify, square, total
 from tasks import app as celery_app  # noqa: F401  (the tests use it; send through it)
 
 MAX_NUMBERS = 100
+MAX_USER_ID = 2**31 - 1
+MAX_NUMBER = 10**9
 UNAVAILABLE_WITHIN_SECONDS = 3  # a request answers within this long when Redis is down
 RETRY_AFTER_SECONDS = 5
 _CONNECTION_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError,
@@ -44,7 +46,7 @@ class NotifyRequest(BaseModel):
     """The body of POST /tasks/notify."""
 
     notification_id: str = Field(..., min_length=1, max_length=64, description="business id")
-    user_id: int = Field(..., gt=0)
+    user_id: int = Field(..., gt=0, lt=MAX_USER_ID + 1)
     message: str = Field(..., min_length=1, max_length=500)
 
 
@@ -52,7 +54,8 @@ class WorkflowRequest(BaseModel):
     """The body of POST /workflows."""
 
     kind: Literal["chain", "group", "chord"]
-    numbers: list[int] = Field(..., min_length=1, max_length=MAX_NUMBERS)
+    numbers: list[Annotated[int, Field(ge=-MAX_NUMBER, le=MAX_NUMBER)]] = Field(
+        ..., min_length=1, max_length=MAX_NUMBERS)
 
 
 class TaskAccepted(BaseModel):
