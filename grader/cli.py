@@ -1,14 +1,17 @@
-"""The `grader` command: report, check, compare, verify, reset."""
+"""The `grader` command: report, check, compare, verify, reset, restore."""
 
 from __future__ import annotations
 
 import difflib
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import warnings
 from datetime import datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +34,26 @@ EXIT_USAGE = 2
 EXIT_HARNESS = 3
 
 
+def _suggestions(name: str, ids: list[str]) -> list[str]:
+    """Known ids close to ``name`` (``simple-timer`` -> ``simple_timer``), best first."""
+    normalized = re.sub(r"[\s.-]+", "_", name.strip().lower())
+    if normalized in ids:
+        return [normalized]
+    return difflib.get_close_matches(normalized, ids, n=3, cutoff=0.6)
+
+
 def _select(name: str) -> list[Exercise]:
-    chosen = catalog().select(name)
+    course = catalog()
+    try:
+        chosen = course.select(name)
+    except UnknownExerciseError as error:
+        if name.removeprefix("level").isdigit():
+            raise
+        close = _suggestions(name, [e.id for e in course.exercises])
+        if not close:
+            raise
+        guess = close[0] if len(close) == 1 else f"{', '.join(close[:-1])} or {close[-1]}"
+        raise UnknownExerciseError(f"unknown exercise {name!r}; did you mean {guess}?") from error
     unavailable = [e.id for e in chosen if not e.available]
     if unavailable and len(chosen) == len(unavailable):
         raise click.UsageError(f"{', '.join(unavailable)}: not available yet (coming soon)")
@@ -57,7 +78,20 @@ def lang_option(command: Any) -> Any:
     )(command)
 
 
+def _version() -> str:
+    """The installed distribution's version, else the one pyproject.toml declares."""
+    try:
+        return metadata.version("cronkata")
+    except metadata.PackageNotFoundError:
+        pyproject = paths.REPO_ROOT / "pyproject.toml"
+        try:
+            return str(tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"])
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), "--version", prog_name="grader", message="%(prog)s %(version)s")
 @lang_option
 def cli() -> None:
     """cronkata: grade your scheduled-task exercises (APScheduler, Celery Beat, FastAPI)."""
@@ -348,15 +382,66 @@ def verify_command(rehash: bool, exercises: tuple[str, ...]) -> None:
     console.print(f"[green]verified {len(verdicts)} exercise(s)[/green]")
 
 
+BACKUPS = "backups"
+BEFORE_RESTORE = "-before-restore"  # suffix of the folders of restore's own safety copies
+
+
+def _backup(item: Exercise, suffix: str = "") -> Path:
+    """Copy the learner's file to a new ``.grader/backups/<time><suffix>/`` folder."""
+    target = item.stub_path()
+    relative = target.relative_to(paths.EXERCISES_DIR)
+    while True:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        backup = paths.STATE_DIR / BACKUPS / f"{stamp}{suffix}" / relative
+        if not backup.exists():
+            break
+    backup.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(target, backup)
+    return backup
+
+
+def _last_backup(item: Exercise) -> Path | None:
+    """The newest copy of this exercise's file that `grader reset` kept, if any."""
+    folder = paths.STATE_DIR / BACKUPS
+    if not folder.is_dir():
+        return None
+    relative = item.stub_path().relative_to(paths.EXERCISES_DIR)
+    for stamp in sorted((p for p in folder.iterdir() if p.is_dir()), reverse=True):
+        if not stamp.name.endswith(BEFORE_RESTORE) and (stamp / relative).is_file():
+            return stamp / relative
+    return None
+
+
+def _interactive() -> bool:
+    """Whether a person can answer a question (stdin is a terminal)."""
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
 @cli.command()
 @click.argument("exercise")
-def reset(exercise: str) -> None:
+@click.option("-y", "--yes", is_flag=True, help="do not ask before overwriting your file")
+def reset(exercise: str, yes: bool) -> None:
     """Restore the pristine stub (your current file is backed up under .grader/backups/)."""
-    for item in _select(exercise):
-        target = item.stub_path()
+    chosen = _select(exercise)
+    for item in chosen:
         if is_pristine(item):
             console.print(f"{item.id}: already the pristine stub")
-            continue
+    changed = [item for item in chosen if not is_pristine(item)]
+    if not changed:
+        return
+    at_risk = [item for item in changed if item.stub_path().is_file()]  # a file to overwrite
+    shown = ", ".join(f"exercises/level{e.level}/{e.file}" for e in at_risk)
+    if at_risk and not yes:
+        if not _interactive():
+            raise click.UsageError(
+                f"reset would overwrite {shown}: pass --yes to confirm (no terminal to ask)"
+            )
+        question = f"Overwrite {shown} with the pristine stub (your file is backed up)?"
+        if not click.confirm(question, default=False):
+            console.print("nothing reset")
+            raise SystemExit(1)
+    for item in changed:
+        target = item.stub_path()
         if item.stub_blob is None:
             raise HarnessError(f"{item.id}: the catalog has no stub hash to restore from")
         done = subprocess.run(
@@ -368,14 +453,42 @@ def reset(exercise: str) -> None:
         if done.returncode != 0:
             raise HarnessError(f"{item.id}: git cannot find the pristine stub ({item.stub_blob})")
         if target.is_file():
-            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-            backup = paths.STATE_DIR / "backups" / stamp / target.relative_to(paths.EXERCISES_DIR)
-            backup.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(target, backup)
-            console.print(f"{item.id}: your file is saved as {backup}")
+            backup = _backup(item)
+            console.print(f"{item.id}: your file is saved as {paths.shown(backup)}", soft_wrap=True)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(done.stdout)
         console.print(f"{item.id}: restored exercises/level{item.level}/{item.file}")
+
+
+@cli.command()
+@click.argument("exercise")
+def restore(exercise: str) -> None:
+    """Bring back the file the last `grader reset` backed up (your current file is kept too)."""
+    missing = False
+    for item in _select(exercise):
+        source = _last_backup(item)
+        shown = f"exercises/level{item.level}/{item.file}"
+        if source is None:
+            console.print(f"{item.id}: no backup to restore (grader reset keeps one)")
+            missing = True
+            continue
+        content = source.read_bytes()
+        target = item.stub_path()
+        if target.is_file():
+            if target.read_bytes() == content:
+                console.print(
+                    f"{item.id}: {shown} already matches {paths.shown(source)}", soft_wrap=True
+                )
+                continue
+            kept = _backup(item, BEFORE_RESTORE)
+            console.print(
+                f"{item.id}: your current file is saved as {paths.shown(kept)}", soft_wrap=True
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+        console.print(f"{item.id}: restored {shown} from {paths.shown(source)}", soft_wrap=True)
+    if missing:
+        raise SystemExit(1)
 
 
 @cli.command(
@@ -404,7 +517,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="grader", standalone_mode=False)
     except click.UsageError as error:
-        hint = f" (see: grader {error.ctx.info_name} --help)" if error.ctx else ""
+        # command_path is "grader" for the group itself, "grader check" for a command
+        hint = f" (see: {error.ctx.command_path} --help)" if error.ctx else ""
         print(f"grader: error: {error.format_message()}{hint}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
     except UnknownExerciseError as error:

@@ -129,7 +129,7 @@ def test_reset_restores_the_pristine_stub_and_keeps_a_backup(run_grader, tmp_pat
     mine = exercises / "level1" / "level1_simple_timer.py"
     mine.write_text("# my attempt\n")
     env = {"CRONKATA_EXERCISES_DIR": str(exercises), "CRONKATA_STATE_DIR": str(tmp_path / "state")}
-    done = run_grader("reset", "simple_timer", env=env)
+    done = run_grader("reset", "--yes", "simple_timer", env=env)
     assert done.returncode == 0, done.stderr
     assert git_blob_sha(mine.read_bytes()) == catalog().exercise("simple_timer").stub_blob
     backups = list((tmp_path / "state" / "backups").rglob("level1_simple_timer.py"))
