@@ -25,7 +25,6 @@
 from __future__ import annotations
 
 import random
-import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -44,6 +43,8 @@ from celery.signals import task_prerun, task_retry
 from celery.worker import WorkController
 from fakeredis import TcpFakeServer
 from fakeredis._core import FakeServer
+
+from grader.testing import free_port
 
 IN_MEMORY = {"broker_url": "memory://", "result_backend": "cache+memory://"}
 FAST_POLLING = {"polling_interval": 0.01}  # the memory transport polls every second otherwise
@@ -410,10 +411,7 @@ class RedisOverTcp:
 
     def __init__(self) -> None:
         self.data = FakeServer()
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = int(probe.getsockname()[1])
-        probe.close()  # nothing listens on the port until up()
+        self.port = free_port()  # nothing listens on it until up()
         self._server: TcpFakeServer | None = None
         self._thread: threading.Thread | None = None
 

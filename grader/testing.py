@@ -7,6 +7,7 @@ import logging
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +19,13 @@ from pathlib import Path
 from typing import IO, NoReturn
 
 ENV_PREFIXES = ("SCHEDULER_", "CELERY_", "CLEANUP_", "REDIS_", "DATABASE_")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port of ``host`` that nothing listens on now (the OS picked it)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
 
 
 @contextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,14 +15,9 @@ import httpx
 import pytest
 
 from grader import paths
+from grader.testing import free_port
 
 FOLDER = paths.SOLUTIONS_DIR / "celery_beat"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class _Lines:
@@ -55,7 +49,7 @@ class _Lines:
 
 @pytest.mark.timeout(60)
 def test_the_celery_web_apps_own_lines_show_under_uvicorn(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "CELERY_BROKER_URL": "memory://",

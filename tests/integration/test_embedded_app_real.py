@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 
 from grader import paths
 from grader.targets import load_file
-from grader.testing import environment
+from grader.testing import environment, free_port
 
 HOST, PORT = "127.0.0.1", 6379  # the local Redis (see conftest.py)
 
@@ -35,10 +35,7 @@ class CuttableProxy:
     """A TCP proxy from a free local port to the real Redis, which can be cut and restored."""
 
     def __init__(self) -> None:
-        probe = socket.socket()
-        probe.bind((HOST, 0))
-        self.port = int(probe.getsockname()[1])
-        probe.close()
+        self.port = free_port(HOST)
         self._listener: socket.socket | None = None
         self._open: list[socket.socket] = []
         self._lock = threading.Lock()
