@@ -569,6 +569,20 @@ def _timed(call: Callable[[], Any]) -> tuple[Any, float]:
     return (answer[0] if answer else None), time.monotonic() - started
 
 
+def _across(
+    redis_server: RedisOverTcp, states: tuple[str, ...], call: Callable[[], Any]
+) -> list[tuple[Any, float]]:
+    """``_timed(call)`` with Redis in each of ``states`` in turn ("down", else up)."""
+    answers = []
+    for state in states:
+        if state == "down":
+            redis_server.down()
+        else:
+            redis_server.up()
+        answers.append(_timed(call))
+    return answers
+
+
 REQUESTS: dict[str, Callable[[TestClient], Any]] = {
     "POST /tasks/notify": lambda client: client.post("/tasks/notify", json=NOTIFY_BODY),
     "POST /workflows": lambda client: client.post(
@@ -625,19 +639,16 @@ def _expect_unavailable(response: Any, seconds: float, what: str, when: str) -> 
 def test_while_redis_is_down_each_endpoint_answers_503_at_once(target: Target, what: str) -> None:
     request = REQUESTS[what]
     with _over_tcp(target) as (redis_server, client):
-        redis_server.down()
-        response, seconds = _timed(lambda: request(client))
-        _expect_unavailable(response, seconds, what, "with Redis down from the start")
-        redis_server.up()
-        response, seconds = _timed(lambda: request(client))
-        expect(
-            response is not None and response.status_code == UP_STATUS[what],
-            f"{what} with Redis up should answer {UP_STATUS[what]}; got "
-            f"{getattr(response, 'status_code', 'no answer')} after {seconds:.2f} s",
-        )
-        redis_server.down()  # a Redis restart: the pooled connections break
-        response, seconds = _timed(lambda: request(client))
-        _expect_unavailable(response, seconds, what, "after Redis went down")
+        # down from the start; up; down again: a Redis restart breaks the pooled connections
+        first, up, again = _across(redis_server, ("down", "up", "down"), lambda: request(client))
+    _expect_unavailable(*first, what, "with Redis down from the start")
+    response, seconds = up
+    expect(
+        response is not None and response.status_code == UP_STATUS[what],
+        f"{what} with Redis up should answer {UP_STATUS[what]}; got "
+        f"{getattr(response, 'status_code', 'no answer')} after {seconds:.2f} s",
+    )
+    _expect_unavailable(*again, what, "after Redis went down")
 
 
 @pytest.mark.grade(
@@ -650,22 +661,19 @@ def test_while_redis_is_down_each_endpoint_answers_503_at_once(target: Target, w
     spec=("health-reports-broker",),
 )
 def test_health_reports_the_broker_up_and_down(target: Target) -> None:
+    states = ("up", "down", "up again")
     with _over_tcp(target) as (redis_server, client):
-        seen = []
-        for state in ("up", "down", "up again"):
-            if state == "down":
-                redis_server.down()
-            if state == "up again":
-                redis_server.up()
-            response, _seconds = _timed(lambda: client.get("/health"))
-            expect(
-                response is not None,
-                f"GET /health with Redis {state} gave no answer within "
-                f"{UNAVAILABLE_WITHIN_SECONDS} s: a health check must answer quickly "
-                "(one connection attempt, not kombu's default of retrying for ever).",
-            )
-            is_json = "json" in response.headers.get("content-type", "")
-            seen.append((response.status_code, response.json() if is_json else response.text))
+        answers = _across(redis_server, states, lambda: client.get("/health"))
+    seen = []
+    for state, (response, _seconds) in zip(states, answers, strict=True):
+        expect(
+            response is not None,
+            f"GET /health with Redis {state} gave no answer within "
+            f"{UNAVAILABLE_WITHIN_SECONDS} s: a health check must answer quickly "
+            "(one connection attempt, not kombu's default of retrying for ever).",
+        )
+        is_json = "json" in response.headers.get("content-type", "")
+        seen.append((response.status_code, response.json() if is_json else response.text))
     expect_equal(
         seen,
         [(200, {"broker": "ok"}), (503, {"broker": "unavailable"}), (200, {"broker": "ok"})],
@@ -685,18 +693,12 @@ def test_health_reports_the_broker_up_and_down(target: Target) -> None:
 )
 def test_the_app_works_again_once_redis_is_back(target: Target) -> None:
     with _over_tcp(target) as (redis_server, client):
-        answers = []
-        for state in ("up", "down", "up again"):
-            if state == "down":
-                redis_server.down()
-            if state == "up again":
-                redis_server.up()
-            response, _seconds = _timed(lambda: REQUESTS["POST /tasks/notify"](client))
-            answers.append(getattr(response, "status_code", None))
+        notify = REQUESTS["POST /tasks/notify"]
+        answers = _across(redis_server, ("up", "down", "up again"), lambda: notify(client))
         broker = redis_server.client(0)
         queued = sum(broker.llen(key) for key in broker.keys("*") if broker.type(key) == b"list")
     expect_equal(
-        answers,
+        [getattr(response, "status_code", None) for response, _seconds in answers],
         [202, 503, 202],
         "status of POST /tasks/notify with Redis up, down, up again",
         "The same process must work again once Redis is back: no restart, no stale "
