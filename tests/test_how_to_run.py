@@ -20,7 +20,6 @@ import queue
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,6 +31,7 @@ import pytest
 
 from grader import paths
 from grader.catalog import catalog
+from grader.testing import free_port
 
 ROOT = paths.REPO_ROOT
 VENV = ROOT / ".venv"
@@ -142,6 +142,12 @@ def documents() -> list[Path]:
     for tree in ("solutions", "exercises"):
         found += sorted(p for p in (ROOT / tree).rglob("*.py") if "__pycache__" not in p.parts)
     return found
+
+
+def learner_texts() -> list[Path]:
+    """Everything a learner reads commands in: the documents above, the notes and the docs."""
+    notes = sorted((ROOT / "notes").glob("*.md")) + sorted((ROOT / "docs").rglob("*.md"))
+    return [*documents(), *notes]
 
 
 def all_commands() -> list[Command]:
@@ -272,12 +278,6 @@ def _fresh_shell_env() -> dict[str, str]:
     return env
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of solutions/ beside a link to the venv: what the commands write stays there."""
@@ -313,7 +313,7 @@ def run_documented(command: Command, root: Path, start_within: float = 30.0) -> 
     """Run the command in ``root`` (a copy of the repository's layout); stop it with SIGTERM
     once it logged its own "started" line; give up after ``start_within`` seconds."""
     env_assignments, words = command.words()
-    env = {**_fresh_shell_env(), **env_assignments, "UVICORN_PORT": str(_free_port())}
+    env = {**_fresh_shell_env(), **env_assignments, "UVICORN_PORT": str(free_port())}
     process = subprocess.Popen(  # `cd folder && program ...`: the program runs in the folder
         words,
         cwd=root / command.folder,
@@ -447,3 +447,29 @@ def test_a_bare_python_would_fail(tmp_path: Path) -> None:
     )
     assert done.returncode != 0
     assert "No module named 'apscheduler.schedulers'" in done.stderr
+
+
+# `celery -A tasks worker`, `celery --app=x worker`, `.venv/bin/celery -A x worker`
+WORKER = re.compile(r"celery\s+(?:-A\s*|--app[= ])([\w.]+)\s+worker\b")
+WORKER_MODULE = "standalone_worker"  # importing it configures the worker and its queues
+
+
+def test_every_documented_worker_is_started_through_standalone_worker() -> None:
+    """A worker started on tasks.py's app consumes only the default queue: notify and the
+    maintenance tasks (routed to their own queues) would wait forever."""
+    wrong = [
+        f"{path.relative_to(ROOT)}:{text[: match.start()].count(chr(10)) + 1}: {match.group(0)}"
+        for path in learner_texts()
+        for text in [path.read_text(encoding="utf-8", errors="replace")]
+        for match in WORKER.finditer(text)
+        if match.group(1) != WORKER_MODULE
+    ]
+    assert not wrong, "workers started without the worker settings and queues:\n" + "\n".join(wrong)
+
+
+def test_the_worker_pattern_finds_the_documented_workers() -> None:
+    """The check above cannot pass by matching nothing."""
+    found = [m.group(1) for p in learner_texts() for m in WORKER.finditer(p.read_text("utf-8"))]
+    assert found.count(WORKER_MODULE) >= 3
+    match = WORKER.search("celery -A tasks worker --loglevel=INFO")
+    assert match is not None and match.group(1) == "tasks"
