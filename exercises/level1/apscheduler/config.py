@@ -33,8 +33,8 @@ logger = logging.getLogger(__name__)
 class SchedulerSettings(BaseSettings):
     """Scheduler configuration, read from ``SCHEDULER_<FIELD>`` environment variables.
 
-    Keyword arguments work too: ``SchedulerSettings(timezone="Europe/Berlin")``
-    (#keyword-arguments).
+    Keyword arguments work too, and win over the environment:
+    ``SchedulerSettings(timezone="Europe/Berlin")`` (#keyword-arguments).
 
     TODO (validation, checked by the tests; each error must be a ``ValueError`` - pydantic's
     ``ValidationError`` is one - that names the field: for a ``ValidationError``, in the
