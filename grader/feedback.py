@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 from grader.i18n import t
 
@@ -30,7 +30,7 @@ class GradingFailure(AssertionError):
     """A graded expectation that the learner's code did not meet."""
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """Fail the current test with a teaching message."""
     raise GradingFailure(message)
 

@@ -215,11 +215,20 @@ def test_load_settings_reads_the_environment_at_each_call(target: Target) -> Non
 def test_keyword_arguments_set_the_fields(target: Target) -> None:
     module = target.load(FILE)
     values = dict(SETTINGS_CASES[0], jobstore_url="sqlite:///jobs.sqlite")
-    try:
-        settings = module.SchedulerSettings(**values)
-    except Exception as error:
-        fail(f"SchedulerSettings(**{values!r}) raised {type(error).__name__}: {error}")
-    expect_equal(_settings_dict(settings), values, "SchedulerSettings(...) with keyword arguments")
+    # Every field also set, differently, in the environment: keyword arguments win.
+    other = SETTINGS_CASES[1]
+    conflicting = {f"SCHEDULER_{name.upper()}": str(value) for name, value in other.items()}
+    conflicting["SCHEDULER_JOBSTORE_URL"] = "sqlite:///other.sqlite"
+    with environment(conflicting):
+        try:
+            settings = module.SchedulerSettings(**values)
+        except Exception as error:
+            fail(f"SchedulerSettings(**{values!r}) raised {type(error).__name__}: {error}")
+    expect_equal(
+        _settings_dict(settings),
+        values,
+        f"SchedulerSettings(...) with keyword arguments, while the environment says {conflicting}",
+    )
     try:
         module.SchedulerSettings(max_workers=101)
     except ValueError:
@@ -403,10 +412,24 @@ def test_build_scheduler_without_settings_reads_the_environment(target: Target) 
 )
 def test_build_scheduler_uses_the_settings_it_is_given(target: Target) -> None:
     module = target.load(FILE)
-    conflicting = {"SCHEDULER_TIMEZONE": "Asia/Tokyo", "SCHEDULER_MAX_INSTANCES": "9"}
+    settings = module.SchedulerSettings(**SETTINGS_CASES[0])
+    # Values that conflict with the given settings, and one the environment cannot pass:
+    # reading the environment again either takes the wrong values or raises.
+    conflicting = {
+        "SCHEDULER_TIMEZONE": "Asia/Tokyo",
+        "SCHEDULER_MAX_INSTANCES": "9",
+        "SCHEDULER_MISFIRE_GRACE_TIME": "soon",
+    }
     with simulate(T0), environment(conflicting):
-        settings = module.SchedulerSettings(**SETTINGS_CASES[0])
-        scheduler = _started_paused(module, settings)
+        try:
+            scheduler = _started_paused(module, settings)
+        except Exception as error:
+            fail(
+                "build_scheduler(settings) read the environment again and failed on "
+                f"SCHEDULER_MISFIRE_GRACE_TIME='soon': {type(error).__name__}: {error}. "
+                "Given settings are used as they are: call load_settings() only when "
+                "settings is None."
+            )
         job = scheduler.add_job(noop, "interval", seconds=5, id="probe")
         seen = {"timezone": str(scheduler.timezone), "max_instances": job.max_instances}
         scheduler.shutdown()

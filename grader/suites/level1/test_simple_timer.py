@@ -558,8 +558,11 @@ def test_main_waits_for_a_running_job_before_returning(
 def test_main_stops_the_scheduler_when_interrupted(
     target: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run = _MainRun(target.load(), monkeypatch)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    module = target.load()
+    run = _MainRun(module, monkeypatch)
+    real_signal = signal.signal
+    previous = real_signal(signal.SIGINT, signal.default_int_handler)
+    _without_sigint_handlers(module, monkeypatch)
 
     returned = threading.Event()
 
@@ -581,7 +584,7 @@ def test_main_stops_the_scheduler_when_interrupted(
     finally:
         returned.set()
         presser.join()
-        signal.signal(signal.SIGINT, previous)
+        real_signal(signal.SIGINT, previous)
     scheduler = run.scheduler
     alive = _scheduler_threads()
     expect(
@@ -589,6 +592,25 @@ def test_main_stops_the_scheduler_when_interrupted(
         "Ctrl+C (SIGINT) during main()'s sleep left the scheduler running "
         f"(threads alive: {alive}): shut it down in a `finally:` block.",
     )
+
+
+def _without_sigint_handlers(module: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make SIGINT handlers that ``module`` installs have no effect: Ctrl+C then raises
+    KeyboardInterrupt wherever the main thread waits (the case a `finally:` is for).
+
+    Covers ``signal.signal(...)`` and names bound by ``from signal import signal``.
+    """
+    real = signal.signal
+
+    def install(signum: int, handler: Any) -> Any:
+        if signum == signal.SIGINT:
+            return signal.getsignal(signal.SIGINT)
+        return real(signum, handler)
+
+    monkeypatch.setattr(signal, "signal", install)
+    for name, value in list(vars(module).items()):
+        if value is real:
+            monkeypatch.setattr(module, name, install)
 
 
 class _Killed(BaseException):
