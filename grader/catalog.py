@@ -46,6 +46,7 @@ class Exercise:
     hints: tuple[str, ...] = ()
     stub_blob: str | None = None
     spec_coverage: bool = False  # verify checks the stub's (#tags) against the suite's spec=
+    planned: str | None = None  # an exercise without a suite yet: when it is planned
     order: int = field(default=0, compare=False)
 
     @property
@@ -155,6 +156,7 @@ def _parse(raw: dict[str, object]) -> Catalog:
         "hints",
         "stub_blob",
         "spec_coverage",
+        "planned",
     }
     for order, item in enumerate(exercises_raw, start=1):
         unknown = set(item) - allowed
@@ -172,6 +174,7 @@ def _parse(raw: dict[str, object]) -> Catalog:
                     hints=tuple(item.get("hints", ())),
                     stub_blob=item.get("stub_blob"),
                     spec_coverage=_boolean(item, "spec_coverage"),
+                    planned=item.get("planned"),
                     order=order,
                 )
             )
@@ -205,9 +208,34 @@ def _validate(catalog: Catalog) -> None:
     for exercise in catalog.exercises:
         if exercise.level not in numbers:
             raise CatalogError(f"exercise {exercise.id!r} names unknown level {exercise.level}")
+    for exercise in catalog.exercises:
+        _validate_planned(exercise)
     files = [(e.level, e.file) for e in catalog.exercises]
     if len(set(files)) != len(files):
         raise CatalogError("two exercises share one stub file")
+
+
+PLANNED_MAX = 120
+
+
+def _validate_planned(exercise: Exercise) -> None:
+    """``planned`` (when an exercise without a suite comes) is one short line of text, and
+    only on an exercise that has no suite yet."""
+    planned = exercise.planned
+    if planned is None:
+        return
+    if exercise.available:
+        raise CatalogError(f"exercise {exercise.id!r} has a suite: drop its `planned`")
+    if not isinstance(planned, str) or not planned.strip():
+        raise CatalogError(
+            f"exercise {exercise.id!r}: planned must say when it comes, "
+            f'e.g. planned = "level {exercise.level}, in the next course release"'
+        )
+    if "\n" in planned or len(planned) > PLANNED_MAX:
+        raise CatalogError(
+            f"exercise {exercise.id!r}: planned must be one line of at most "
+            f"{PLANNED_MAX} characters"
+        )
 
 
 def load_catalog(path: Path | None = None) -> Catalog:

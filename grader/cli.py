@@ -5,12 +5,10 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tomllib
 import warnings
-from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,9 +20,10 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from grader import hints, i18n, paths, present, variants
+from grader import backups, hints, i18n, paths, present, variants
 from grader.catalog import CatalogError, Exercise, UnknownExerciseError, catalog, is_pristine
 from grader.i18n import t
+from grader.progress import live_progress
 from grader.report import render, statuses, write_json
 from grader.results import HarnessError, TestResult, run_suites
 from grader.verify import update_hashes, verify, verify_notes
@@ -54,9 +53,12 @@ def _select(name: str) -> list[Exercise]:
             raise
         guess = close[0] if len(close) == 1 else f"{', '.join(close[:-1])} or {close[-1]}"
         raise UnknownExerciseError(f"unknown exercise {name!r}; did you mean {guess}?") from error
-    unavailable = [e.id for e in chosen if not e.available]
-    if unavailable and len(chosen) == len(unavailable):
-        raise click.UsageError(f"{', '.join(unavailable)}: not available yet (coming soon)")
+    if chosen and not any(e.available for e in chosen):
+        for item in chosen:  # when each is planned, not a pointer to --help
+            key = "check.planned" if item.planned else "check.coming_soon"
+            message = t(key, exercise=item.id, title=item.title, planned=item.planned)
+            console.print(present.keep_commands(message, "yellow"))
+        raise SystemExit(1)
     return [e for e in chosen if e.available]
 
 
@@ -109,21 +111,23 @@ def report(json_path: Path | None) -> None:
     """Show progress on every level and exercise, and what to do next."""
     course = catalog()
     untouched = [e.id for e in course.exercises if e.available and is_pristine(e)]
-    with console.status(t("report.grading")):
-        results = run_suites(course.exercises, [variants.LEARNER], not_run=untouched)
+    with live_progress(console, t("report.grading")) as progress:
+        results = run_suites(
+            course.exercises, [variants.LEARNER], not_run=untouched, progress=progress
+        )
     found = statuses(course, results)
     render(console, course, found)
     if json_path is not None:
         write_json(json_path, found)
-        console.print(t("report.written", path=json_path))
+        console.print(t("report.written", path=json_path), soft_wrap=True)
 
 
 def _grade(
     chosen: list[Exercise], kinds: tuple[str, ...] = (variants.LEARNER,)
 ) -> list[TestResult]:
-    """Run the suites of ``chosen`` against the given trees, with a spinner."""
-    with console.status(t("check.grading", names=", ".join(e.id for e in chosen))):
-        return run_suites(chosen, list(kinds))
+    """Run the suites of ``chosen`` against the given trees, showing the progress."""
+    with live_progress(console, t("check.grading", names=", ".join(e.id for e in chosen))) as shown:
+        return run_suites(chosen, list(kinds), progress=shown)
 
 
 def _print_each_test(results: list[TestResult]) -> None:
@@ -153,12 +157,21 @@ def _show(chosen: list[Exercise], results: list[TestResult], verbose: bool = Fal
 @cli.command()
 @click.argument("exercise")
 @click.option("-v", "--verbose", is_flag=True, help="also list every test with PASS or FAIL")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="also write results.json for these exercises (Exercism v3 + points)",
+)
 @lang_option
-def check(exercise: str, verbose: bool) -> None:
+def check(exercise: str, verbose: bool, json_path: Path | None) -> None:
     """Grade one exercise (an id such as simple_timer, or a level such as level1)."""
     chosen = _select(exercise)
     results = _grade(chosen)
     _show(chosen, results, verbose)
+    if json_path is not None:
+        write_json(json_path, [s for s in statuses(catalog(), results) if s.exercise in chosen])
+        console.print(t("report.written", path=json_path), soft_wrap=True)
     passed = sum(r.outcome == "passed" for r in results)
     points = sum(r.points for r in results if r.outcome == "passed")
     total = sum(r.points for r in results)
@@ -176,45 +189,18 @@ def check(exercise: str, verbose: bool) -> None:
     raise SystemExit(0 if passed == len(results) else 1)
 
 
-def _grade_and_show(chosen: list[Exercise]) -> None:
-    _show(chosen, _grade(chosen))
-
-
 @cli.command()
 @click.argument("exercise", required=False)
 @click.option("--runs", type=int, default=None, hidden=True, help="stop after N re-gradings")
 @lang_option
 def watch(exercise: str | None, runs: int | None) -> None:
-    """Re-grade an exercise each time you save its file (Ctrl+C stops)."""
-    from watchfiles import watch as watch_files
+    """Grade as you save, from the first unfinished exercise (or EXERCISE).
 
-    course = catalog()
-    watched = _select(exercise) if exercise else [e for e in course.exercises if e.available]
-    by_file = {e.stub_path().resolve(): e for e in watched}
-    folders = sorted({str(path.parent) for path in by_file})
-    console.print(t("watch.watching", count=len(by_file)))
-    if exercise:
-        _grade_and_show(watched)
-    done = 0
-    ready = False
-    try:
-        for changes in watch_files(
-            *folders, debounce=300, rust_timeout=500, yield_on_timeout=True, raise_interrupt=False
-        ):
-            if not ready:
-                console.print(t("watch.waiting"))
-                ready = True
-            files = sorted({Path(change[1]).resolve() for change in changes})
-            changed = [by_file[path] for path in files if path in by_file]
-            if not changed:
-                continue
-            console.rule(f"{datetime.now():%H:%M:%S} {', '.join(e.id for e in changed)}")
-            _grade_and_show(changed)
-            done += 1
-            if runs is not None and done >= runs:
-                break
-    except KeyboardInterrupt:
-        pass
+    On a terminal, keys: n next, h hint, l list, c check all, r reset, q quit. Without
+    one, each save re-grades its exercise (Ctrl+C stops)."""
+    from grader import watch as watching  # the loop lives there (watchfiles, termios)
+
+    watching.main(console, catalog(), _select(exercise) if exercise else None, runs)
 
 
 def _lines_of(path: Path, shown: str) -> list[str]:
@@ -269,7 +255,7 @@ def compare(exercise: str, force: bool) -> None:
             )
         else:
             held = t("compare.held_back", exercise=item.id, passed=passed, total=len(yours))
-            console.print(Text(held, "yellow"), soft_wrap=True)
+            console.print(present.keep_commands(held, "yellow", console.width), soft_wrap=True)
         table = Table(title=t("compare.tests", exercise=item.id))
         table.add_column(t("compare.test"))
         table.add_column(t("compare.yours"))
@@ -299,7 +285,8 @@ def hint(exercise: str) -> None:
     results = _grade([item])
     found = present.causes(results)
     if results and not found:
-        console.print(Text(t("hint.passes", exercise=item.id), "green"), soft_wrap=True)
+        passes = t("hint.passes", exercise=item.id)
+        console.print(present.keep_commands(passes, "green", console.width), soft_wrap=True)
         return
     lead = found[0].lead if found else None
     test_hint = lead.hint if lead is not None and found[0].key != "load" else None
@@ -313,7 +300,11 @@ def hint(exercise: str) -> None:
             console.print(Text(f"  - {text}", "dim"), soft_wrap=True)
     if revealed is None:
         console.print(
-            Text(t("hint.none_left", exercise=item.id, total=total, note=item.note), "yellow"),
+            present.keep_commands(
+                t("hint.none_left", exercise=item.id, total=total, note=item.note),
+                "yellow",
+                console.width,
+            ),
             soft_wrap=True,
         )
         return
@@ -346,7 +337,7 @@ def verify_command(rehash: bool, exercises: tuple[str, ...]) -> None:
         course = catalog()
         console.print(f"stub hashes updated: {', '.join(changed) or 'none changed'}")
     chosen = list(dict.fromkeys(e for name in exercises for e in _select(name))) or None
-    with console.status("verifying: solutions, stubs, mutants and alternatives..."):
+    with live_progress(console, "verifying: solutions, stubs, mutants and alternatives..."):
         verdicts = verify(course, chosen)
         course_verdict = verify_notes(course)
     table = Table(title="grader verify")
@@ -382,34 +373,11 @@ def verify_command(rehash: bool, exercises: tuple[str, ...]) -> None:
     console.print(f"[green]verified {len(verdicts)} exercise(s)[/green]")
 
 
-BACKUPS = "backups"
-BEFORE_RESTORE = "-before-restore"  # suffix of the folders of restore's own safety copies
-
-
-def _backup(item: Exercise, suffix: str = "") -> Path:
-    """Copy the learner's file to a new ``.grader/backups/<time><suffix>/`` folder."""
-    target = item.stub_path()
-    relative = target.relative_to(paths.EXERCISES_DIR)
-    while True:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-        backup = paths.STATE_DIR / BACKUPS / f"{stamp}{suffix}" / relative
-        if not backup.exists():
-            break
-    backup.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(target, backup)
-    return backup
-
-
-def _last_backup(item: Exercise) -> Path | None:
-    """The newest copy of this exercise's file that `grader reset` kept, if any."""
-    folder = paths.STATE_DIR / BACKUPS
-    if not folder.is_dir():
-        return None
-    relative = item.stub_path().relative_to(paths.EXERCISES_DIR)
-    for stamp in sorted((p for p in folder.iterdir() if p.is_dir()), reverse=True):
-        if not stamp.name.endswith(BEFORE_RESTORE) and (stamp / relative).is_file():
-            return stamp / relative
-    return None
+# shared with `grader watch` (r resets the current exercise)
+BACKUPS = backups.BACKUPS
+BEFORE_RESTORE = backups.BEFORE_RESTORE
+_backup = backups.backup
+_last_backup = backups.last_backup
 
 
 def _interactive() -> bool:
@@ -441,22 +409,9 @@ def reset(exercise: str, yes: bool) -> None:
             console.print("nothing reset")
             raise SystemExit(1)
     for item in changed:
-        target = item.stub_path()
-        if item.stub_blob is None:
-            raise HarnessError(f"{item.id}: the catalog has no stub hash to restore from")
-        done = subprocess.run(
-            ["git", "cat-file", "blob", item.stub_blob],
-            cwd=paths.REPO_ROOT,
-            capture_output=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise HarnessError(f"{item.id}: git cannot find the pristine stub ({item.stub_blob})")
-        if target.is_file():
-            backup = _backup(item)
+        backup = backups.restore_stub(item)
+        if backup is not None:
             console.print(f"{item.id}: your file is saved as {paths.shown(backup)}", soft_wrap=True)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(done.stdout)
         console.print(f"{item.id}: restored exercises/level{item.level}/{item.file}")
 
 

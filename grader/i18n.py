@@ -151,6 +151,83 @@ MESSAGES: dict[str, dict[str, str]] = {
         ZH: "正在监视 {count} 个文件；保存文件即重新评分（Ctrl+C 停止）",
     },
     "watch.waiting": {EN: "waiting for changes...", ZH: "等待文件修改……"},
+    "progress.tests": {EN: "{done}/{total} tests", ZH: "{done}/{total} 个测试"},
+    "check.planned": {
+        EN: "{exercise} ({title}) is not available yet: it is planned for {planned}.",
+        ZH: "{exercise}（{title}）尚未开放。计划：{planned}。",
+    },
+    "check.coming_soon": {
+        EN: "{exercise} ({title}) is not available yet: it is coming soon.",
+        ZH: "{exercise}（{title}）尚未开放，即将推出。",
+    },
+    # -- watch on a terminal (keys) ----------------------------------------------------
+    "watch.title": {EN: "cronkata watch", ZH: "cronkata 监视模式"},
+    "watch.progress": {EN: "{done}/{total} exercises done", ZH: "已完成 {done}/{total} 个练习"},
+    "watch.current": {
+        EN: "exercise {number}/{total}: {exercise} ({title})",
+        ZH: "练习 {number}/{total}：{exercise}（{title}）",
+    },
+    "watch.file": {EN: "edit: {file}", ZH: "编辑：{file}"},
+    "watch.not_graded": {EN: "not graded yet", ZH: "尚未评分"},
+    "watch.missing": {
+        EN: "{file} does not exist: save it to grade it",
+        ZH: "{file} 不存在：保存这个文件即可评分",
+    },
+    "watch.passed": {EN: "{exercise} passes!", ZH: "{exercise} 全部通过！"},
+    "watch.offer_next": {
+        EN: "Next: {exercise} ({title}): {file}, read notes/{note}. Press n to go there.",
+        ZH: "下一个：{exercise}（{title}）：{file}，阅读 notes/{note}。按 n 进入。",
+    },
+    "watch.no_next": {
+        EN: "no other exercise is unfinished",
+        ZH: "没有其他未完成的练习了",
+    },
+    "watch.graded_at": {
+        EN: "graded at {time}; each save of {file} grades it again",
+        ZH: "评分时间 {time}；每次保存 {file} 都会重新评分",
+    },
+    "watch.keys": {
+        EN: "keys: n next · h hint · l list · c check all · r reset · q quit",
+        ZH: "按键：n 下一个 · h 提示 · l 列表 · c 全部评分 · r 重置 · q 退出",
+    },
+    "watch.list_title": {EN: "exercises", ZH: "练习列表"},
+    "watch.done": {EN: "done", ZH: "已完成"},
+    "watch.pending": {EN: "pending", ZH: "未完成"},
+    "watch.continue_here": {EN: "<- continue here", ZH: "<- 从这里继续"},
+    "watch.list_pick": {
+        EN: "type an exercise's number and Enter to go there; l or Esc goes back",
+        ZH: "输入练习编号并按回车即可跳转；按 l 或 Esc 返回",
+    },
+    "watch.typed": {EN: "go to number: {number}", ZH: "跳转到编号：{number}"},
+    "watch.no_such_number": {
+        EN: "no exercise has the number {number}",
+        ZH: "没有编号为 {number} 的练习",
+    },
+    "watch.confirm_reset": {
+        EN: "Reset {file} to the pristine stub? Your file is backed up first. [y/N]",
+        ZH: "把 {file} 重置为原始桩文件吗？你的文件会先备份。[y/N]",
+    },
+    "watch.reset_cancelled": {EN: "nothing reset", ZH: "没有重置任何文件"},
+    "watch.reset_pristine": {
+        EN: "{exercise}: already the pristine stub",
+        ZH: "{exercise}：已经是原始桩文件",
+    },
+    "watch.reset_done": {
+        EN: "{exercise}: your file is saved as {backup}; {file} is the pristine stub again",
+        ZH: "{exercise}：你的文件已备份为 {backup}；{file} 已恢复为原始桩文件",
+    },
+    "watch.hint_again": {
+        EN: "press h again for the next hint; failures of this test now show it.",
+        ZH: "再按 h 可看下一条提示；这个测试失败时也会显示这条提示。",
+    },
+    "watch.harness_error": {
+        EN: "the grader failed (not your code): {error}",
+        ZH: "评分程序出错（不是你的代码的问题）：{error}",
+    },
+    "watch.bye": {
+        EN: "watch stopped; run python3 -m grader watch to continue where you are.",
+        ZH: "监视已停止；运行 python3 -m grader watch 可从当前进度继续。",
+    },
     # -- report --------------------------------------------------------------------------
     "report.grading": {EN: "grading your exercises...", ZH: "正在为你的练习评分……"},
     "report.title": {EN: "cronkata progress", ZH: "cronkata 学习进度"},
@@ -170,6 +247,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "然后运行：python3 -m grader check {exercise}",
     },
     "report.written": {EN: "results written to {path}", ZH: "结果已写入 {path}"},
+    "report.planned": {
+        EN: "coming soon: {exercise}, planned for {planned}",
+        ZH: "即将推出：{exercise}。计划：{planned}",
+    },
     # -- hint ----------------------------------------------------------------------------
     "hint.header": {
         EN: "hint {number} of {total} for {exercise} (first failing test: {test}):",

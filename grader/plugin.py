@@ -50,6 +50,7 @@ def _timeout_of(item: pytest.Item, exercise: Exercise) -> float:
 
 
 _DONE = pytest.StashKey[dict[str, list[TestReport]]]()
+_PROGRESS = pytest.StashKey[list[int]]()  # [judged, total]: graded tests of the session
 _GUIDANCE = pytest.StashKey[str]()  # what follows a graded test's failure message
 _WORKDIR = pytest.StashKey[tempfile.TemporaryDirectory[str]]()
 GRADE_MARK = "grade"
@@ -84,6 +85,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="run graded tests in the pytest process (for debugging the harness only)",
     )
+
+
+class GraderHooks:
+    """The hook this plugin calls, for whoever runs the grading (`grader.results`)."""
+
+    @pytest.hookspec
+    def pytest_grader_progress(self, config: pytest.Config, done: int, total: int) -> None:
+        """``done`` of the session's ``total`` graded tests are judged (called as each one
+        is, while the batch that runs them all is still going)."""
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Declare `pytest_grader_progress`."""
+    pluginmanager.add_hookspecs(GraderHooks)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -258,6 +273,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.timeout(0))
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Count the graded tests the session runs (what the progress counts up to)."""
+    graded = sum(item.getparent(ExerciseModule) is not None for item in session.items)
+    session.config.stash[_PROGRESS] = [0, graded]
+
+
+def _settled(config: pytest.Config, count: int) -> None:
+    """``count`` more graded tests have their verdict: tell `pytest_grader_progress`."""
+    tally = config.stash.get(_PROGRESS, None)
+    if tally is None or count <= 0:
+        return
+    tally[0] = min(tally[0] + count, tally[1])
+    config.hook.pytest_grader_progress(config=config, done=tally[0], total=tally[1])
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
     """Run a graded test in a forked child; other tests run as usual."""
@@ -325,6 +356,12 @@ def _run_batch(config: pytest.Config, items: list[pytest.Item]) -> dict[str, lis
     works = [(m.nodeid, m.load_probe(), LOAD_TIMEOUT) for m in modules]
     works += first_catch.ordered(runnable)
     by_id = {item.nodeid: item for item in items}
+    settled: set[str] = set()  # tests whose verdict is known (for the progress)
+
+    def settle(nodeids: list[str]) -> None:
+        fresh = [nodeid for nodeid in nodeids if nodeid not in settled]
+        settled.update(fresh)
+        _settled(config, len(fresh))
 
     def held(nodeid: Hashable) -> bool:
         return nodeid not in probes and owners[str(nodeid)].nodeid not in probed
@@ -332,19 +369,26 @@ def _run_batch(config: pytest.Config, items: list[pytest.Item]) -> dict[str, lis
     def wanted(nodeid: Hashable) -> bool:
         if nodeid in probes:
             return True
-        return owners[str(nodeid)].load_problem is None and first_catch.wanted(nodeid)
+        runs = owners[str(nodeid)].load_problem is None and first_catch.wanted(nodeid)
+        if not runs:
+            settle([str(nodeid)])  # left out: its verdict is known now
+        return runs
 
     def waits(nodeid: Hashable) -> bool:
         return nodeid not in probes and first_catch.waits(nodeid)
 
     def judged(nodeid: Hashable, result: sandbox.ChildResult) -> None:
         if nodeid in probes:
-            probes[str(nodeid)].record_probe(result)
+            module = probes[str(nodeid)]
+            module.record_probe(result)
             probed.add(str(nodeid))
+            if module.load_problem is not None:  # its tests all fail for that, unrun
+                settle([n for n, owner in owners.items() if owner is module])
             return
         item = by_id[str(nodeid)]
         reports[item.nodeid] = _judge_child(item, result, functions[item.nodeid])
         first_catch.saw(item, reports[item.nodeid])
+        settle([item.nodeid])
 
     sandbox.run_many(
         works,
@@ -364,6 +408,7 @@ def _run_batch(config: pytest.Config, items: list[pytest.Item]) -> dict[str, lis
             reports[nodeid] = _reports(item, message, cause="load")
         else:
             reports[nodeid] = _not_run(item, first_catch.catcher(item))
+    settle([nodeid for nodeid, _, _ in runnable])
     first_catch.remember()
     return reports
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
 
@@ -31,6 +32,88 @@ _SUITE_FRAME = re.compile(r"^\s+at \S*grader/suites/\S+:\d+ in ")
 _DETAILS = re.compile(
     r"^(Falsifying example|Failing explicit example|You can reproduce|Its output)"
 )
+
+
+# A command to copy: `in backticks`, or python3 -m grader / pytest and its ASCII arguments.
+COMMAND = re.compile(
+    r"`[^`\n]+`"
+    r"|(?:[\w./-]*python3? -m (?:grader|pytest)|(?<![\w-])pytest(?![\w-]))"
+    r"(?: [\w./#=:,\[\]-]+)*",
+    re.ASCII,
+)
+
+
+def _pieces(line: str) -> list[tuple[int, int, bool]]:
+    """``(start, end, foldable)`` of what a row may start with: each command (never cut),
+    each word (cut only if wider than a row) and each wide (CJK) character."""
+    pieces: list[tuple[int, int, bool]] = []
+
+    def words(low: int, high: int) -> None:
+        for word in re.finditer(r"\S+", line[low:high]):
+            run = low + word.start()
+            for index in range(run, low + word.end()):
+                if cell_len(line[index]) > 1:  # CJK text breaks between its characters
+                    if run < index:
+                        pieces.append((run, index, True))
+                    pieces.append((index, index + 1, True))
+                    run = index + 1
+            if run < low + word.end():
+                pieces.append((run, low + word.end(), True))
+
+    position = 0
+    for command in COMMAND.finditer(line):
+        words(position, command.start())
+        pieces.append((command.start(), command.end(), False))
+        position = command.end()
+    words(position, len(line))
+    return pieces
+
+
+def _breaks(line: str, width: int, indent: int) -> list[int]:
+    """Where to cut ``line`` into rows of ``width`` cells (continuation rows start after
+    ``indent`` cells)."""
+    offsets: list[int] = []
+    start = 0  # where the current row starts
+    for begin, end, foldable in _pieces(line):
+        room = width - (indent if offsets else 0)
+        if cell_len(line[start:end]) <= room:
+            continue
+        if begin > start:
+            offsets.append(begin)  # the piece starts the next row
+            start = begin
+            room = width - indent
+            if cell_len(line[start:end]) <= room:
+                continue
+        if not foldable:
+            continue  # a command wider than a row stands alone on its row
+        for index in range(start + 1, end + 1):  # a word wider than a row: fold it
+            if cell_len(line[start:index]) > room:
+                offsets.append(index - 1)
+                start = index - 1
+    return offsets
+
+
+def wrap_commands(text: str, width: int) -> list[str]:
+    """``text`` in rows of at most ``width`` cells: cut between words, never inside a
+    command (it stays whole, copy-pastable, alone on its row if wider than that); a word
+    wider than a row, and CJK text, fold between characters. Continuation rows keep the
+    line's indentation."""
+    rows: list[str] = []
+    for line in text.split("\n"):
+        indent = line[: len(line) - len(line.lstrip(" "))]
+        offsets = _breaks(line, width, cell_len(indent))
+        for number, (start, end) in enumerate(
+            zip([0, *offsets], [*offsets, len(line)], strict=True)
+        ):
+            row = line[start:end].rstrip()
+            rows.append(indent + row if number else row)
+    return rows
+
+
+def keep_commands(text: str, style: str = "", width: int | None = None) -> Text:
+    """``text`` as a Text; with ``width``, wrapped by `wrap_commands` (print it with
+    ``soft_wrap=True``: a terminal would cut a command anywhere)."""
+    return Text(text if width is None else "\n".join(wrap_commands(text, width)), style)
 
 
 def cause_key(result: TestResult) -> str:
@@ -108,8 +191,13 @@ def shown_file(exercise: Exercise) -> str:
     return f"exercises/level{exercise.level}/{exercise.file}"
 
 
-def failure_lines(exercise: Exercise, results: Sequence[TestResult]) -> list[Text]:
-    """The lines of one exercise's failures: its lead cause in full, the rest by name."""
+def failure_lines(
+    exercise: Exercise, results: Sequence[TestResult], width: int | None = None
+) -> list[Text]:
+    """The lines of one exercise's failures: its lead cause in full, the rest by name.
+
+    With ``width`` (the console's), lines that hold a command are wrapped to it without
+    cutting the command (`keep_commands`)."""
     found = causes(results)
     if not found:
         return []
@@ -141,14 +229,14 @@ def failure_lines(exercise: Exercise, results: Sequence[TestResult]) -> list[Tex
     note = exercise.note if lead_cause.key == "load" else (lead.note or exercise.note)
     lines.append(Text(INDENT + note_line(note), "cyan"))
     if lead_cause.key != "load":
-        lines += _hint_lines(exercise, lead)
+        lines += _hint_lines(exercise, lead, width)
     rest = [r for r in failing if r not in lead_cause.results]
     if rest:
         lines.append(Text(t("check.more", count=len(rest), names=_names(rest)), "yellow"))
     return lines
 
 
-def _hint_lines(exercise: Exercise, lead: TestResult) -> list[Text]:
+def _hint_lines(exercise: Exercise, lead: TestResult, width: int | None = None) -> list[Text]:
     """The lead test's hint if the learner revealed it, and the nudge to the next one."""
     known = set(hints.revealed(exercise.id))
     lines = []
@@ -157,7 +245,7 @@ def _hint_lines(exercise: Exercise, lead: TestResult) -> list[Text]:
     seen, total = hints.seen(exercise, lead.hint)
     if seen < total:
         nudge = t("check.nudge", exercise=exercise.id, seen=seen, total=total)
-        lines.append(Text(INDENT + nudge, "dim"))
+        lines.append(keep_commands(INDENT + nudge, "dim", width))
     return lines
 
 
@@ -186,9 +274,9 @@ def following(course: Catalog, exercise: Exercise) -> Exercise | None:
     return next((e for e in later if e.available), None)
 
 
-def next_step_lines(course: Catalog, done: Exercise) -> list[Text]:
+def next_step_lines(course: Catalog, done: Exercise, width: int | None = None) -> list[Text]:
     """After ``done`` passes: the reference solution to compare with, and what is next."""
-    lines = [Text(t("next.compare", exercise=done.id))]
+    lines = [keep_commands(t("next.compare", exercise=done.id), width=width)]
     upcoming = following(course, done)
     if upcoming is None:
         soon = any(not e.available for e in course.exercises)
@@ -203,7 +291,7 @@ def next_step_lines(course: Catalog, done: Exercise) -> list[Text]:
         file=shown_file(upcoming),
         note=note + (f" «{title}»" if title else ""),
     )
-    lines.append(Text(text, "bold green"))
+    lines.append(keep_commands(text, "bold green", width))
     return lines
 
 
@@ -220,7 +308,7 @@ def print_exercises(
     for exercise in chosen:
         mine = [r for r in results if r.exercise == exercise.id]
         console.print(header(exercise, mine), soft_wrap=True)
-        lines = failure_lines(exercise, mine)
+        lines = failure_lines(exercise, mine, console.width)
         if lines or not mine:
             all_pass = False
         for line in lines:
@@ -229,6 +317,6 @@ def print_exercises(
             console.print(Text(t("check.untouched", file=shown_file(exercise)), "dim"))
     if all_pass and chosen:
         console.print()
-        for line in next_step_lines(course, chosen[-1]):
+        for line in next_step_lines(course, chosen[-1], console.width):
             console.print(line, soft_wrap=True)
     return all_pass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 
@@ -15,6 +15,13 @@ from grader.catalog import Exercise
 from grader.sandbox import reaper
 
 logger = logging.getLogger(__name__)
+# ``progress(done, total)``: called as each graded test is judged (from the grading loop).
+Progress = Callable[[int, int], None]
+# The sections of a test's report that hold what the learner's code printed: print()
+# writes to stdout (pytest's "Captured stdout setup/call/teardown"). Not stderr: there the
+# handler of logging.basicConfig() writes every logger's records, APScheduler's and
+# Celery's too; nor "Captured log ...", pytest's own copy of the log records.
+_PRINT_SECTIONS = ("Captured stdout ",)
 
 
 class HarnessError(RuntimeError):
@@ -30,7 +37,8 @@ class TestResult:
     name: str
     outcome: str = "passed"  # passed | failed | error | not run (verify: mutant caught)
     message: str = ""
-    output: str = ""
+    # what the test's phases captured, by pytest's section title ("Captured stdout call")
+    sections: dict[str, str] = field(default_factory=dict)
     points: int = 1
     seconds: float = 0.0
     note: str = ""  # the note section that teaches the behaviour (file.md#anchor)
@@ -43,6 +51,18 @@ class TestResult:
     def failed(self) -> bool:
         """Anything but a plain pass (a test not run in verify is not a failure)."""
         return self.outcome not in ("passed", "not run")
+
+    @property
+    def output(self) -> str:
+        """Everything the test's phases captured: prints and log records."""
+        return "".join(self.sections.values())
+
+    @property
+    def prints(self) -> str:
+        """What the learner's code printed (its stdout), without any log records."""
+        return "".join(
+            content for title, content in self.sections.items() if title.startswith(_PRINT_SECTIONS)
+        )
 
     @property
     def core(self) -> str:
@@ -77,8 +97,20 @@ class Collector:
     """A pytest plugin object that records graded reports (and collection errors)."""
 
     not_run: frozenset[str] = frozenset()  # exercise ids collected (for points) but not run
+    progress: Progress | None = None
     results: dict[str, TestResult] = field(default_factory=dict)
     collection_errors: list[str] = field(default_factory=list)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_grader_progress(self, done: int, total: int) -> None:
+        """Pass the plugin's count of judged tests on (a broken display never stops grading)."""
+        if self.progress is None:
+            return
+        try:
+            self.progress(done, total)
+        except Exception:
+            logger.warning("the progress display failed; grading goes on", exc_info=True)
+            self.progress = None
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(
@@ -124,9 +156,9 @@ class Collector:
             result.cause = str(props.get("cause", "") or "")
             if not report.failed:
                 result.message = f"not a pass ({report.outcome}): {result.message}"
-        output = "".join(content for _, content in report.sections)
-        if output:
-            result.output += output
+        for title, content in report.sections:
+            # Each phase's report repeats the sections of the phases before it.
+            result.sections[title] = content
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         """Remember collection failures: they are harness errors."""
@@ -140,11 +172,17 @@ def run_suites(
     quiet: bool = True,
     not_run: Iterable[str] = (),
     first_catch: bool = False,
+    progress: Progress | None = None,
 ) -> list[TestResult]:
     """Run the hidden suites of ``exercises`` against the given variant kinds, in-process.
 
     Tests of the exercises named in ``not_run`` are collected (so their points count) and
-    recorded as failed without running.
+    recorded as failed without running. ``progress(done, total)`` is called as each graded
+    test is judged (``done`` counts up to ``total``, the tests that run); pytest's own
+    reports only come once the batch of all graded tests is over.
+
+    The standard streams are redirected to a buffer while pytest runs: a live display must
+    write to a stream it took before (see `grader.progress`).
     """
     chosen = [e for e in exercises if e.available]
     if not chosen:
@@ -168,7 +206,7 @@ def run_suites(
         args += ["-p", "no:terminal"]
     if first_catch:
         args.append("--grader-first-catch")
-    collector = Collector(not_run=frozenset(not_run))
+    collector = Collector(not_run=frozenset(not_run), progress=progress)
     sink = io.StringIO()
     signals = reaper.signals_seen()
     with redirect_stdout(sink), redirect_stderr(sink):
