@@ -466,6 +466,11 @@ def setup() -> None:
     console.print(f"environment ready: {sys.prefix}")
 
 
+from grader.classroom.cli import class_group  # noqa: E402  (grader class: grading a class)
+
+cli.add_command(class_group)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line of error and exit 2 for bad usage, 3 when the harness fails."""
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
