@@ -466,15 +466,23 @@ def test_started_and_retrying_tasks_carry_no_result(target: Target) -> None:
 )
 def test_a_partly_done_group_is_pending(target: Target) -> None:
     _module, celery_app, client = _load(target)
-    group_id = _saved_group(celery_app, [("SUCCESS", 1), ("PENDING", None), ("SUCCESS", 9)])
+    unfinished: list[list[tuple[str, Any]]] = [
+        [("SUCCESS", 1), ("PENDING", None), ("SUCCESS", 9)],
+        # a member failed, another still runs: not ready yet, so not FAILURE yet
+        [("FAILURE", ValueError("square of a bad number")), ("PENDING", None)],
+        [("STARTED", None), ("SUCCESS", 4)],
+    ]
     with client:
-        status = _status(client, group_id)
-    expect_equal(
-        status.get("state"),
-        "PENDING",
-        "state of a saved group with 2 of its 3 members done",
-        f"Body: {status!r}",
-    )
+        for members in unfinished:
+            group_id = _saved_group(celery_app, members)
+            status = _status(client, group_id)
+            expect_equal(
+                status.get("state"),
+                "PENDING",
+                f"state of a saved group whose members are {[state for state, _ in members]}",
+                f"Body: {status!r}. A group is PENDING until every member finished "
+                "(saved_group.ready()), even when one of them failed already.",
+            )
 
 
 @pytest.mark.grade(
