@@ -119,6 +119,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
@@ -2029,6 +2030,22 @@ Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 RunId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
+def _rfc3339(value: object) -> object:
+    """Only an RFC 3339 date-time (``2026-03-29T01:00:00Z``): pydantic alone would also
+    read a number such as ``0.5`` as a Unix time, which the schema does not promise."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("since must be a date-time such as 2026-03-29T01:00:00Z") from None
+    return value
+
+
+Since = Annotated[
+    datetime | None, BeforeValidator(_rfc3339), Query(description="RFC 3339, with an offset")
+]
+
+
 def _monitor(request: Request) -> Monitor:
     monitor: Monitor = request.app.state.monitor
     monitor._require_started()
@@ -2116,7 +2133,7 @@ def _add_routes(app: FastAPI) -> None:
         job_id: str,
         status: RunStatus | None = None,
         trigger: RunTrigger | None = None,
-        since: datetime | None = None,
+        since: Since = None,
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> list[RunRecord]:
@@ -2138,7 +2155,7 @@ def _add_routes(app: FastAPI) -> None:
         job_id: Annotated[str | None, Query(max_length=200)] = None,
         status: RunStatus | None = None,
         trigger: RunTrigger | None = None,
-        since: datetime | None = None,
+        since: Since = None,
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> list[RunRecord]:
