@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOOR = ROOT / "benchmarks" / "floor" / "test_import_floor.py"
-LEVELS = (1, 2, 3)
+LEVELS = (1, 2, 3, 4)
 TARGET_RATIO = 1.5  # issue 12: each level at most 1.5x its import floor
 VERIFY_TARGET = 20.0  # seconds, whole course
 
