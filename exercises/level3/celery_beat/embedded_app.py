@@ -19,7 +19,8 @@ the result backend (#nothing-runs-in-web). Endpoints:
     ``{"broker": "unavailable"}`` while it does not (#health-reports-broker).
 
 Redis down is an answer, not a hang. While the broker or the result backend cannot be
-reached, the three endpoints above answer 503 with a JSON ``{"detail": "..."}`` and a
+reached, POST /tasks/notify, POST /workflows and GET /tasks/{task_id} answer 503 with
+a JSON ``{"detail": "..."}`` and a
 ``Retry-After: RETRY_AFTER_SECONDS`` header, never a 500, and each within
 UNAVAILABLE_WITHIN_SECONDS (#redis-down-503). Celery's defaults retry the result backend
 20 times, 1 s apart: in create_app, bound this process's calls (``broker_connection_timeout``,
