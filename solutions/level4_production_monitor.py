@@ -2005,7 +2005,9 @@ def _error_body(loc: Iterable[Any], message: str, kind: str) -> dict[str, Any]:
 
 async def _monitor_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, InvalidJobError):
-        body = _error_body(("body", *exc.loc), exc.message, "value_error")
+        # A location in the query or the path is the request's; anything else is the body's.
+        where = exc.loc if exc.loc[:1] in (("query",), ("path",)) else ("body", *exc.loc)
+        body = _error_body(where, exc.message, "value_error")
         return JSONResponse(body, status_code=422)
     status = exc.status_code if isinstance(exc, MonitorError) else 400
     return JSONResponse({"detail": str(exc)}, status_code=status)

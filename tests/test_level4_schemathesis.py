@@ -191,3 +191,10 @@ def test_no_5xx_and_a_rejected_request_changes_nothing(case: Any, app: App) -> N
 def test_since_takes_only_rfc3339_date_times(app: App, path: str) -> None:
     response = app.client.get(path, headers=app.headers)
     assert response.status_code == 422, response.text
+
+
+@pytest.mark.timeout(60)
+def test_a_since_without_an_offset_is_422_located_in_the_query(app: App) -> None:
+    response = app.client.get("/api/runs?since=2026-03-29T01:00:00", headers=app.headers)
+    assert response.status_code == 422, response.text
+    assert [error["loc"] for error in response.json()["detail"]] == [["query", "since"]]
