@@ -20,17 +20,6 @@ Run = Callable[..., subprocess.CompletedProcess[str]]
 collect_ignore = ["bad_submissions", "alternatives"]  # learner files (broken / correct), not tests
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Schemathesis's pytest plugin, for the harness's own tests only.
-
-    pyproject.toml turns its autoloading off (``-p no:schemathesis``): every pytest run
-    would import it, gradings of the learner's exercises included (about half a second).
-    """
-    plugin = "schemathesis.pytest.plugin"
-    if not config.pluginmanager.has_plugin(plugin):
-        config.pluginmanager.import_plugin(plugin)
-
-
 @pytest.fixture(scope="session")
 def pristine_exercises(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The exercises tree as a newcomer gets it: every stub restored from git.
