@@ -236,6 +236,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "report.status": {EN: "status", ZH: "状态"},
     "report.points": {EN: "points", ZH: "得分"},
     "report.overall": {
+        EN: "Overall: {done}/{available} exercises passed, {points}/{max_points} points",
+        ZH: "总计：{done}/{available} 个练习已通过，{points}/{max_points} 分",
+    },
+    "report.overall_soon": {
         EN: "Overall: {done}/{available} exercises passed, {points}/{max_points} points "
         "({soon} more coming soon)",
         ZH: "总计：{done}/{available} 个练习已通过，{points}/{max_points} 分"

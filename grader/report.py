@@ -146,7 +146,7 @@ def render(console: Console, catalog: Catalog, found: list[ExerciseStatus]) -> N
     available = sum(s.exercise.available for s in found)
     console.print(
         t(
-            "report.overall",
+            "report.overall_soon" if len(found) > available else "report.overall",
             done=done,
             available=available,
             points=earned,
