@@ -20,7 +20,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from grader import backups, hints, i18n, paths, present, variants
+from grader import backups, i18n, paths, present, variants
 from grader.catalog import CatalogError, Exercise, UnknownExerciseError, catalog, is_pristine
 from grader.i18n import t
 from grader.progress import live_progress
@@ -282,21 +282,15 @@ def hint(exercise: str) -> None:
     if len(chosen) != 1:
         raise click.UsageError("hint takes one exercise id, not a level")
     item = chosen[0]
-    results = _grade([item])
-    found = present.causes(results)
-    if results and not found:
+    step = present.next_hint(item, _grade([item]))
+    if step is None:
         passes = t("hint.passes", exercise=item.id)
         console.print(present.keep_commands(passes, "green", console.width), soft_wrap=True)
         return
-    lead = found[0].lead if found else None
-    test_hint = lead.hint if lead is not None and found[0].key != "load" else None
-    test_name = lead.name if lead is not None else "-"
-    total = len(hints.ladder(item, test_hint))
-    earlier = [h for h in hints.revealed(item.id) if h in hints.ladder(item, test_hint)]
-    revealed = hints.reveal_next(item, test_hint)
-    if earlier:
+    total, test_name, revealed = step.total, step.test, step.revealed
+    if step.earlier:
         console.print(Text(t("hint.seen"), "dim"))
-        for text in earlier:
+        for text in step.earlier:
             console.print(Text(f"  - {text}", "dim"), soft_wrap=True)
     if revealed is None:
         console.print(

@@ -320,3 +320,27 @@ def print_exercises(
         for line in next_step_lines(course, chosen[-1], console.width):
             console.print(line, soft_wrap=True)
     return all_pass
+
+
+@dataclass(frozen=True)
+class HintStep:
+    """What `grader hint` and the watch's ``h`` reveal for an exercise's first failing test."""
+
+    test: str  # the first failing test ("-" when the file cannot be loaded)
+    total: int  # hints on that test's ladder
+    earlier: list[str]  # revealed before this step
+    revealed: tuple[int, str] | None  # (number, text) of the hint revealed now; None: none left
+
+
+def next_hint(exercise: Exercise, results: list[TestResult]) -> HintStep | None:
+    """Reveal (and remember) the next hint for the first failing test; None if it passes."""
+    found = causes(results)
+    if results and not found:
+        return None
+    lead = found[0].lead if found else None
+    test_hint = lead.hint if lead is not None and found[0].key != "load" else None
+    ladder = hints.ladder(exercise, test_hint)
+    earlier = [h for h in hints.revealed(exercise.id) if h in ladder]
+    revealed = hints.reveal_next(exercise, test_hint)
+    test = lead.name if lead is not None else "-"
+    return HintStep(test, len(ladder), earlier, revealed)

@@ -43,7 +43,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from grader import backups, hints, paths, present, variants
+from grader import backups, paths, present, variants
 from grader.catalog import Catalog, Exercise, is_pristine
 from grader.i18n import t
 from grader.progress import live_progress
@@ -373,23 +373,18 @@ def reveal_hint(state: WatchState) -> None:
     """``h``: reveal the next hint for the current exercise's first failing test, as
     `grader hint` does (remembered), and say it under the exercise."""
     exercise = state.current
-    results = state.results.get(exercise.id, [])
     state.messages.clear()
-    found = present.causes(results)
-    if results and not found:
+    step = present.next_hint(exercise, state.results.get(exercise.id, []))
+    if step is None:
         state.say(t("hint.passes", exercise=exercise.id), "green")
         return
-    lead = found[0].lead if found else None
-    test_hint = lead.hint if lead is not None and found[0].key != "load" else None
-    total = len(hints.ladder(exercise, test_hint))
-    revealed = hints.reveal_next(exercise, test_hint)
-    if revealed is None:
+    total, test = step.total, step.test
+    if step.revealed is None:
         state.say(
             t("hint.none_left", exercise=exercise.id, total=total, note=exercise.note), "yellow"
         )
         return
-    number, text = revealed
-    test = lead.name if lead is not None else "-"
+    number, text = step.revealed
     state.say(t("hint.header", number=number, total=total, exercise=exercise.id, test=test), "bold")
     state.say(f"  {text}", "green")
     if number < total:
