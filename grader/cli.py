@@ -22,6 +22,7 @@ from rich.text import Text
 
 from grader import backups, i18n, paths, present, variants
 from grader.catalog import CatalogError, Exercise, UnknownExerciseError, catalog, is_pristine
+from grader.classroom.cli import class_group
 from grader.i18n import t
 from grader.progress import live_progress
 from grader.report import render, statuses, write_json
@@ -97,6 +98,9 @@ def _version() -> str:
 @lang_option
 def cli() -> None:
     """cronkata: grade your scheduled-task exercises (APScheduler, Celery Beat, FastAPI)."""
+
+
+cli.add_command(class_group)  # grader class: grading a class (grader/classroom)
 
 
 @cli.command()
@@ -458,11 +462,6 @@ def test_command(pytest_args: tuple[str, ...]) -> None:
 def setup() -> None:
     """Prepare .venv (every command does it on first use); prints where it is."""
     console.print(f"environment ready: {sys.prefix}")
-
-
-from grader.classroom.cli import class_group  # noqa: E402  (grader class: grading a class)
-
-cli.add_command(class_group)
 
 
 def main(argv: list[str] | None = None) -> None:
