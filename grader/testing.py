@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import IO, NoReturn
 
 ENV_PREFIXES = ("SCHEDULER_", "CELERY_", "CLEANUP_", "REDIS_", "DATABASE_")
@@ -61,6 +62,42 @@ def environment(values: Mapping[str, str] | None = None) -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+_POOL_MODULE = os.path.join("concurrent", "futures", "thread.py")
+
+
+def waited_for_in_a_pool_shutdown() -> bool:
+    """Whether another thread is blocked joining a thread pool's workers in the pool's
+    ``shutdown``: what APScheduler's ``scheduler.shutdown()`` (wait=True) does. A
+    ``shutdown(wait=False)`` joins nothing, so it never counts, however slow it is."""
+    me = threading.get_ident()
+    for ident, frame in sys._current_frames().items():
+        if ident == me or not frame.f_code.co_filename.endswith("threading.py"):
+            continue  # its innermost frame is not inside Thread.join
+        outer: FrameType | None = frame
+        while outer is not None:
+            code = outer.f_code
+            if code.co_name == "shutdown" and code.co_filename.endswith(_POOL_MODULE):
+                return True
+            outer = outer.f_back
+    return False
+
+
+def run_until_waited_for(cap: float, stop: threading.Event | None = None) -> bool:
+    """The body of a job that is still running when the code under test stops: it runs
+    until a thread waits for it in a pool's shutdown (True), or ``stop`` is set or ``cap``
+    seconds pass (False: nobody waited for it).
+
+    A job that sleeps a fixed time tells the same, but costs that time in every run and
+    passes a ``shutdown(wait=False)`` that comes later than the sleep.
+    """
+    deadline = time.monotonic() + cap
+    while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
+        if waited_for_in_a_pool_shutdown():
+            return True
+        time.sleep(0.005)
+    return False
 
 
 class ForkedPython:

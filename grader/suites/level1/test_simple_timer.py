@@ -38,7 +38,7 @@ from grader.feedback import (
 )
 from grader.sim_apscheduler import expected_series, simulate
 from grader.targets import Target
-from grader.testing import machine_zone
+from grader.testing import machine_zone, run_until_waited_for
 
 NOTE = "07a_ap_scheduler_intro.md"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -409,24 +409,24 @@ class _MainRun:
         self.slow_started = threading.Event()
         self.slow_finished = threading.Event()
         self.started = threading.Event()  # start() returned (set only with a slow job)
-        self.slow_seconds: float | None = None
+        self.slow_job = False  # add a job that runs until main() waits for it to finish
+        self.returned = threading.Event()  # main() returned or raised
+        self.finished_at_return: bool | None = None  # had the slow job finished by then?
         original = module.build_scheduler
 
         def spy() -> Any:
             scheduler = original()
             self.schedulers.append(scheduler)
-            if self.slow_seconds is not None:
+            if self.slow_job:
                 self._add_slow_job(scheduler)
             return scheduler
 
         monkeypatch.setattr(module, "build_scheduler", spy)
 
     def _add_slow_job(self, scheduler: Any) -> None:
-        seconds = self.slow_seconds or 0.0
-
         def slow() -> None:
             self.slow_started.set()
-            time.sleep(seconds)
+            run_until_waited_for(SLOW_JOB_CAP, self.returned)
             self.slow_finished.set()
 
         scheduler.add_job(slow, "date", run_date=datetime.now(UTC), id="grader_slow_job")
@@ -440,9 +440,17 @@ class _MainRun:
 
         scheduler.start = start_then_wait_for_the_slow_job
 
+    def mark_returned(self) -> None:
+        """Note that main() has ended (and whether the slow job had finished by then)."""
+        self.finished_at_return = self.slow_finished.is_set()
+        self.returned.set()
+
     def call(self, run_seconds: float) -> float:
         started = time.monotonic()
-        self.module.main(run_seconds=run_seconds)
+        try:
+            self.module.main(run_seconds=run_seconds)
+        finally:
+            self.mark_returned()
         return time.monotonic() - started
 
     @property
@@ -453,6 +461,9 @@ class _MainRun:
             "time(s).",
         )
         return self.schedulers[0]
+
+
+SLOW_JOB_CAP = 1.5  # seconds a slow job runs at most when nothing waits for it
 
 
 def _scheduler_threads(settle: float = 0.5) -> list[str]:
@@ -539,11 +550,11 @@ def test_main_waits_for_a_running_job_before_returning(
     target: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run = _MainRun(target.load(), monkeypatch)
-    run.slow_seconds = 0.5  # a job that is still running when the 0.1 s are over
+    run.slow_job = True  # a job that is still running when the 0.1 s are over
     run.call(0.1)
     expect(run.slow_started.is_set(), "main() should start the scheduler it built.")
     expect(
-        run.slow_finished.is_set(),
+        bool(run.finished_at_return),
         "main() returned while a job was still running: shut down with scheduler.shutdown() "
         "(wait=True, the default) so a running job can finish.",
     )
@@ -565,12 +576,13 @@ def test_main_stops_the_scheduler_when_interrupted(
     _without_sigint_handlers(module, monkeypatch)
 
     returned = threading.Event()
+    main_thread = threading.get_ident()
 
     def press_ctrl_c() -> None:  # once main() sleeps: its scheduler runs
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and not returned.is_set():
             if run.schedulers and run.schedulers[0].running:
-                time.sleep(0.2)
+                _wait_until_blocked(main_thread, returned)
                 os.kill(os.getpid(), signal.SIGINT)
                 return
             time.sleep(0.01)
@@ -628,7 +640,7 @@ def _wait_until_blocked(ident: int, done: threading.Event, within: float = 5.0) 
         if here is not None and last is not None and here[0] is last[0] and here[1] == last[1]:
             return
         last = here
-        done.wait(0.05)
+        done.wait(0.02)
 
 
 @dataclass
@@ -651,7 +663,7 @@ def _main_until_signal(
     ``python level1_simple_timer.py``: what main() does not handle shows.
     """
     run = _MainRun(module, monkeypatch)
-    run.slow_seconds = 0.8  # a job still running when the signal comes
+    run.slow_job = True  # a job still running when the signal comes
 
     def killed(signum: int, frame: object) -> None:
         raise _Killed(signum)
@@ -688,6 +700,7 @@ def _main_until_signal(
         ended = f"{type(error).__name__}: {error}".rstrip(": ")
     finally:
         returned = time.monotonic()
+        run.mark_returned()
         done.set()
         sender.join(10)
         for number, handler in previous.items():
@@ -752,7 +765,7 @@ def test_main_stops_cleanly_on_sigterm_and_on_sigint(target: Target) -> None:
             "wait.",
         )
         expect(
-            result.run.slow_finished.is_set(),
+            bool(result.run.finished_at_return),
             f"After {sig.name} ({how}), main() returned while a job was still running: shut "
             "down with scheduler.shutdown() (wait=True, the default) so the job can finish.",
         )
