@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/bench_grading.py [--level 1 ...] [--repeat 3] [--no-verify]
 
 Every figure is the median wall time of ``--repeat`` runs, measured side by side in this
-run: the import floor (a pytest run of one trivial test importing the graded libraries),
-`pytest exercises/levelN --solutions` for each level, and `grader verify` (whole course).
-The ratio column is each figure over the floor; the CPU column is the CPU time (user +
+run: each level's import floor (a pytest run of one trivial test importing the libraries
+that level's solutions and suites import, see floor/libraries.py), `pytest
+exercises/levelN --solutions` for each level, and `grader verify` (whole course). The
+ratio column is each figure over the floor of its level; the CPU column is the CPU time (user +
 system, every process of the run) per run: on a machine with few CPUs, wall time cannot go
 below CPU time divided by the CPU count.
 """
@@ -22,6 +23,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks" / "floor"))
+from libraries import level_libraries  # noqa: E402  (the benchmark runs as a script)
+
 FLOOR = ROOT / "benchmarks" / "floor" / "test_import_floor.py"
 LEVELS = (1, 2, 3, 4)
 TARGET_RATIO = 1.5  # issue 12: each level at most 1.5x its import floor
@@ -33,19 +38,14 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed_run(command: list[str]) -> tuple[float, float]:
+def timed_run(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one run of ``command`` (it must succeed)."""
     start, cpu = time.perf_counter(), _children_cpu()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
     return elapsed, _children_cpu() - cpu
-
-
-def wall_time(command: list[str]) -> float:
-    """Seconds one run of ``command`` takes (it must succeed)."""
-    return timed_run(command)[0]
 
 
 def pytest_command(*args: str) -> list[str]:
@@ -53,10 +53,16 @@ def pytest_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
 
 
-def median_of(command: list[str], repeat: int) -> tuple[float, float]:
-    """The median wall time and median CPU time of ``repeat`` runs."""
-    runs = [timed_run(command) for _ in range(repeat)]
+def median_of(run: tuple[list[str], dict[str, str] | None], repeat: int) -> tuple[float, float]:
+    """The median wall time and median CPU time of ``repeat`` runs of (command, env)."""
+    runs = [timed_run(*run) for _ in range(repeat)]
     return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+
+
+def floor_command(level: int | None) -> tuple[list[str], dict[str, str]]:
+    """The floor run of ``level`` (None: every level's libraries) and its environment."""
+    env = {**os.environ, "CRONKATA_FLOOR_MODULES": ",".join(level_libraries(level))}
+    return pytest_command(str(FLOOR)), env
 
 
 def main() -> None:
@@ -66,23 +72,27 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-verify", action="store_true", help="leave `grader verify` out")
     options = parser.parse_args()
-    wall_time(pytest_command(str(FLOOR)))  # warm the file cache once
-    floor, floor_cpu = median_of(pytest_command(str(FLOOR)), options.repeat)
-    rows: list[tuple[str, float, float, str]] = [
-        ("import floor (1 trivial test)", floor, floor_cpu, "")
-    ]
+    timed_run(*floor_command(None))  # warm the file cache once
+    rows: list[tuple[str, float, float, float, str]] = []
     for level in options.level or LEVELS:
+        floor, floor_cpu = median_of(floor_command(level), options.repeat)
+        rows.append((f"level {level} import floor", floor, floor_cpu, floor, ""))
         seconds, cpu = median_of(
-            pytest_command(f"exercises/level{level}", "--solutions"), options.repeat
+            (pytest_command(f"exercises/level{level}", "--solutions"), None), options.repeat
         )
-        rows.append((f"level {level} vs the solutions", seconds, cpu, f"<= {TARGET_RATIO}x floor"))
+        rows.append(
+            (f"level {level} vs the solutions", seconds, cpu, floor, f"<= {TARGET_RATIO}x floor")
+        )
     if not options.no_verify:
+        floor, _ = median_of(floor_command(None), options.repeat)
         verify = [sys.executable, "-m", "grader", "verify"]
-        seconds, cpu = median_of(verify, 1)
-        rows.append(("grader verify (whole course)", seconds, cpu, f"<= {VERIFY_TARGET:g} s"))
+        seconds, cpu = median_of((verify, None), 1)
+        target = f"<= {VERIFY_TARGET:g} s"
+        rows.append(("grader verify (whole course)", seconds, cpu, floor, target))
     print(f"cronkata benchmark: {os.cpu_count()} CPU(s), median of {options.repeat} run(s)")
+    print("x floor: over the import floor of the same level (verify: of every level)")
     print(f"{'what':<34}{'seconds':>9}{'x floor':>9}{'CPU s':>8}  target")
-    for name, seconds, cpu, target in rows:
+    for name, seconds, cpu, floor, target in rows:
         print(f"{name:<34}{seconds:>9.2f}{seconds / floor:>9.2f}{cpu:>8.2f}  {target}")
 
 
