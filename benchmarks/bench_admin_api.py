@@ -166,7 +166,14 @@ def uvicorn(url: str, workdir: Path) -> Iterator[str]:
     command = [str(binary)] if binary.exists() else [sys.executable, "-m", "uvicorn"]
     log = (workdir / f"uvicorn-{port}.log").open("w")
     process = subprocess.Popen(
-        [*command, "level4_production_monitor:app", "--port", str(port), "--no-access-log"],
+        [
+            *command,
+            "--factory",
+            "level4_production_monitor:create_app",
+            "--port",
+            str(port),
+            "--no-access-log",
+        ],
         cwd=paths.SOLUTIONS_DIR,
         env={**clean, **variables},
         stdout=log,

@@ -22,7 +22,7 @@ creates .venv; the history goes to monitor.sqlite in the current folder)::
 
     cd solutions && MONITOR_ADMIN_TOKEN=admin-secret-token \\
         MONITOR_VIEWER_TOKEN=viewer-secret-token MONITOR_DEMO_JOBS=true \\
-        ../.venv/bin/uvicorn level4_production_monitor:app --port 8000
+        ../.venv/bin/uvicorn --factory level4_production_monitor:create_app --port 8000
     curl localhost:8000/healthz
     curl -H 'Authorization: Bearer viewer-secret-token' localhost:8000/api/jobs
     curl -X POST -H 'Authorization: Bearer admin-secret-token' localhost:8000/api/jobs/flaky/run
@@ -30,6 +30,8 @@ creates .venv; the history goes to monitor.sqlite in the current folder)::
 
 and open http://localhost:8000/admin: it asks for a token (viewer: read only; admin: the
 buttons work). One process only: ``--workers 2`` would run every job twice (level 3).
+With ``--factory`` uvicorn calls ``create_app()`` as it starts: importing the module builds
+nothing (no settings read, no database, no app), so tests and tools import it for free.
 
 Settings come from ``MONITOR_*`` variables (see `Settings`): ``MONITOR_DATABASE_URL`` (any
 SQLAlchemy URL, e.g. ``postgresql+psycopg://user:password@127.0.0.1:5432/app``),
@@ -87,6 +89,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from contextlib import asynccontextmanager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
+from functools import cache
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -2398,15 +2401,20 @@ if (loggedOut && sessionStorage.getItem(KEY)) {
 
 _templates = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
 _templates.filters["when"] = lambda moment: moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
-_page = _templates.from_string(PAGE)
+
+
+@cache
+def _page() -> jinja2.Template:
+    """The page's template, compiled at its first use: importing the module stays cheap."""
+    return _templates.from_string(PAGE)
 
 
 def _render_page(request: Request, *, authenticated: bool) -> str:
     if not authenticated:
-        return _page.render(authenticated=False)
+        return _page().render(authenticated=False)
     monitor = _monitor(request)
     role: Role = getattr(request.state, "role", "viewer")
-    return _page.render(
+    return _page().render(
         authenticated=True,
         role=role,
         read_only=monitor.settings.read_only,
@@ -2474,6 +2482,3 @@ def create_app(
         app.add_exception_handler(error, _bad_input)
     _add_routes(app)
     return app
-
-
-app = create_app()

@@ -83,7 +83,15 @@ def server(tmp_path: Path) -> Iterator[Server]:
         "PYTHONUNBUFFERED": "1",
     }
     process = subprocess.Popen(
-        [*command, "level4_production_monitor:app", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            *command,
+            "--factory",
+            "level4_production_monitor:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         cwd=paths.SOLUTIONS_DIR,
         env={**clean, **variables},
         stdout=subprocess.PIPE,

@@ -969,7 +969,8 @@ def _documented_uvicorn_command() -> tuple[dict[str, str], list[str]]:
 @pytest.mark.timeout(90)
 def test_the_documented_uvicorn_command_serves_healthz(tmp_path: Path) -> None:
     variables, words = _documented_uvicorn_command()
-    assert words[0] == "../.venv/bin/uvicorn" and "level4_production_monitor:app" in words
+    assert words[0] == "../.venv/bin/uvicorn" and "--factory" in words
+    assert "level4_production_monitor:create_app" in words
     port = free_port()
     if "--port" in words:
         words[words.index("--port") + 1] = str(port)

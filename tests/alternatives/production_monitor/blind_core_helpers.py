@@ -35,7 +35,8 @@ remove_job``, ``DateTrigger``, ``CronTrigger.from_crontab``; ``select(...).where
 Check your work:  python3 -m grader check production_monitor   (from the repository root)
 Try it by hand:   cd exercises/level4 && MONITOR_ADMIN_TOKEN=admin-secret-token \\
                       MONITOR_VIEWER_TOKEN=viewer-secret-token MONITOR_DEMO_JOBS=true \\
-                      ../../.venv/bin/uvicorn level4_production_monitor:app --port 8000
+                      ../../.venv/bin/uvicorn --factory \\
+                      level4_production_monitor:create_app --port 8000
                   then open http://localhost:8000/admin (`python3 -m grader setup`, once,
                   from the repository root, creates .venv; one process only: never
                   --workers 2, every job would run twice)
@@ -58,6 +59,7 @@ from collections import Counter as Tally
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
+from functools import cache
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
@@ -2569,15 +2571,20 @@ if (loggedOut && sessionStorage.getItem(KEY)) {
 
 _templates = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
 _templates.filters["when"] = lambda moment: moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
-_page = _templates.from_string(PAGE)
+
+
+@cache
+def _page() -> jinja2.Template:
+    """The page's template, compiled at its first use: importing the module stays cheap."""
+    return _templates.from_string(PAGE)
 
 
 def _render_page(request: Request, *, authenticated: bool) -> str:
     if not authenticated:
-        return _page.render(authenticated=False)
+        return _page().render(authenticated=False)
     monitor = _monitor(request)
     role: Role = getattr(request.state, "role", "viewer")
-    return _page.render(
+    return _page().render(
         authenticated=True,
         role=role,
         read_only=monitor.settings.read_only,
@@ -2646,6 +2653,3 @@ def create_app(
     _add_ops_routes(app)
     _add_routes(app)
     return app
-
-
-app = create_app()
