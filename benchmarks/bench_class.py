@@ -4,14 +4,14 @@
 
 Run by hand, not in CI: about 40 minutes for 100 learners on 2 CPUs (each mode grades
 the whole class: measured 1,257 s locally, 1,084 s on the two workers, 76 distinct
-gradings); `--count 12` takes about 8 minutes. The class
-is `grader class demo --distinct`: complete, partial (level 1 solved) and untouched
-learners in turn, every solved file different, so no solved submission comes from
-another's cache entry. Each mode grades it into a fresh out folder, each learner in its
-own bubblewrap sandbox (the fallback without it, with a warning). The Celery mode starts
-two workers (`celery -A grader.classroom worker --concurrency 1`) against the local
-Redis, database 12 (flushed before and after). Prints throughput in submissions per
-minute.
+gradings); `--count 12` takes about 8 minutes. The class is `grader class demo
+--distinct`: complete, partial (level 1 solved) and untouched learners in turn, every
+solved file different, so no solved submission comes from another's cache entry (the
+untouched ones share one). Each mode grades it into a fresh out folder, each learner in
+its own bubblewrap sandbox (the fallback without it, with a warning). The Celery mode
+starts two workers (`celery -A grader.classroom worker --concurrency 1`) against the
+local Redis, database 12 (flushed before and after). Prints throughput: submissions
+(learners) and distinct gradings per minute.
 """
 
 from __future__ import annotations
@@ -123,9 +123,12 @@ def main() -> None:
             seconds, done = bench_celery(root / "class", root / "celery", args.broker, root)
             rows.append(("celery, 2 workers x 1", seconds, done))
     print(f"\n{args.count} learners, levels 1-3, {os.cpu_count()} CPUs")
-    print(f"{'mode':<24}{'seconds':>10}{'per minute':>12}")
+    print("submissions/min: learners graded a minute; gradings/min: distinct gradings (a")
+    print("submission identical to another's comes from the cache)")
+    print(f"{'mode':<24}{'seconds':>10}{'submissions/min':>17}{'gradings/min':>14}")
     for name, seconds, done in rows:
-        print(f"{name:<24}{seconds:>10.1f}{60 * done / seconds:>12.1f}")
+        per_learner, per_grading = 60 * args.count / seconds, 60 * done / seconds
+        print(f"{name:<24}{seconds:>10.1f}{per_learner:>17.1f}{per_grading:>14.1f}")
 
 
 if __name__ == "__main__":
