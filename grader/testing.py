@@ -84,7 +84,10 @@ def waited_for_in_a_pool_shutdown() -> bool:
     return False
 
 
-def run_until_waited_for(cap: float, stop: threading.Event | None = None) -> bool:
+SLOW_JOB_CAP = 1.5  # seconds a held job runs at most when nothing waits for it
+
+
+def run_until_waited_for(stop: threading.Event | None = None, cap: float = SLOW_JOB_CAP) -> bool:
     """The body of a job that is still running when the code under test stops: it runs
     until a thread waits for it in a pool's shutdown (True), or ``stop`` is set or ``cap``
     seconds pass (False: nobody waited for it).

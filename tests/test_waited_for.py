@@ -23,7 +23,7 @@ def _scheduler_with_a_held_job() -> tuple[BackgroundScheduler, threading.Event, 
 
     def held() -> None:
         started.set()
-        outcome.append(run_until_waited_for(CAP, stop))
+        outcome.append(run_until_waited_for(stop, CAP))
 
     scheduler.add_job(held, "date", run_date=datetime.now(UTC))
     scheduler.start()
@@ -51,6 +51,6 @@ def test_the_job_ends_by_itself_after_the_cap_or_when_told() -> None:
     stop = threading.Event()
     threading.Timer(0.05, stop.set).start()
     began = time.monotonic()
-    assert run_until_waited_for(CAP, stop) is False
+    assert run_until_waited_for(stop, CAP) is False
     assert time.monotonic() - began < CAP / 2
-    assert run_until_waited_for(0.05) is False
+    assert run_until_waited_for(cap=0.05) is False

@@ -41,7 +41,6 @@ T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 EXIT_BOUND = 4.0  # seconds from the signal to the exit that the tests wait
 PROMPT_EXIT = 3.0  # ... and within which an idle process must have exited (a 10 s poll misses it)
 READY_TIMEOUT = 5.0  # a forked process logs 'started' within milliseconds of its start
-SLOW_JOB_SECONDS = 1.5  # at most: the slow job ends once shutdown waits for it
 
 BOOTSTRAP = r"""
 import json, logging, os, runpy, sys, time
@@ -65,7 +64,7 @@ if os.environ.get("CRONKATA_SLOW_JOB"):
     from grader.testing import run_until_waited_for
     def _slow_job():
         _note("job-start")
-        run_until_waited_for(float(os.environ["CRONKATA_SLOW_JOB"]))
+        run_until_waited_for()
         _note("job-end")
     def _start_with_a_slow_job(self, *args, **kwargs):
         _start(self, *args, **kwargs)
@@ -143,7 +142,7 @@ def run_script(target: Target, sig: signal.Signals, tmp_path: Path, slow_job: bo
         "CRONKATA_SCRIPT": script.name,
     }
     if slow_job:
-        env["CRONKATA_SLOW_JOB"] = str(SLOW_JOB_SECONDS)
+        env["CRONKATA_SLOW_JOB"] = "1"
     process = ForkedPython(BOOTSTRAP, cwd=script.parent, env=env)
     out: list[bytes] = []
     err: list[bytes] = []
