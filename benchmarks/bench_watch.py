@@ -25,38 +25,38 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from grader.sandbox.text import sanitize  # noqa: E402  (the benchmark runs as a script)
+
 FILE = Path("exercises/level1/level1_simple_timer.py")
 SOLUTION = ROOT / "solutions" / "level1_simple_timer.py"
 GOAL_SECONDS = 0.3
-ESCAPES = re.compile(
-    rb"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: cursor, colours, clearing
-    rb"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC: the window title
-    rb"|\x1b[()][0-9A-Za-z]"  # character sets
-)
 
 
 class Screen:
-    """What the watch has printed on its pty, searched from a moving start."""
+    """What the watch has printed on its pty (escape codes stripped by the grader's own
+    `sanitize`), searched from a moving start."""
 
     def __init__(self, master: int) -> None:
         self.master = master
-        self.shown = b""
+        self.raw = b""
         self.start = 0
 
-    def wait_for(self, pattern: bytes, seconds: float = 120.0) -> float:
+    def wait_for(self, pattern: str, seconds: float = 120.0) -> float:
         """Read until ``pattern`` shows after the last match; the monotonic time it did."""
         deadline = time.monotonic() + seconds
         while True:
-            found = re.search(pattern, self.shown[self.start :])
+            shown = sanitize(self.raw.decode(errors="replace"))
+            found = re.compile(pattern).search(shown, self.start)
             if found:
-                self.start += found.end()
+                self.start = found.end()
                 return time.monotonic()
             left = deadline - time.monotonic()
             if left <= 0:
-                tail = self.shown[-2000:].decode(errors="replace")
-                sys.exit(f"no {pattern!r} on the watch's screen; it ends with:\n{tail}")
+                sys.exit(f"no {pattern!r} on the watch's screen; it ends with:\n{shown[-2000:]}")
             if select.select([self.master], [], [], min(left, 0.05))[0]:
-                self.shown += ESCAPES.sub(b"", os.read(self.master, 65536)).replace(b"\r", b"")
+                self.raw += os.read(self.master, 65536)
 
 
 def pristine_exercises(into: Path) -> Path:
@@ -109,17 +109,17 @@ def main() -> None:
         to_pass: list[float] = []
         to_fail: list[float] = []
         try:
-            screen.wait_for(rb"simple_timer: 0/\d+ passed")
-            screen.wait_for(rb"keys: n next")
+            screen.wait_for(r"simple_timer: 0/\d+ passed")
+            screen.wait_for(r"keys: n next")
             for _ in range(options.repeat):
                 saved = save(target, solved)
-                to_pass.append(screen.wait_for(rb"simple_timer: passed") - saved)
-                screen.wait_for(rb"keys:")
+                to_pass.append(screen.wait_for(r"simple_timer: passed") - saved)
+                screen.wait_for(r"keys:")
                 saved = save(target, stub)
-                to_fail.append(screen.wait_for(rb"simple_timer: 0/\d+ passed") - saved)
-                screen.wait_for(rb"keys:")
+                to_fail.append(screen.wait_for(r"simple_timer: 0/\d+ passed") - saved)
+                screen.wait_for(r"keys:")
             os.write(master, b"q")
-            screen.wait_for(rb"watch stopped", 30)
+            screen.wait_for(r"watch stopped", 30)
         finally:
             if watch.poll() is None:
                 os.killpg(watch.pid, signal.SIGKILL)
