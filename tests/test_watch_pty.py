@@ -216,10 +216,7 @@ def test_h_reveals_a_hint_and_l_lists_and_picks_an_exercise(
     terminal.type("l")
     terminal.expect(r"│\s+1 │ simple_timer\s+│\s+1 │ pending\s+│ <- continue here")
     terminal.expect(r"│\s+2 │ apscheduler_config\s+│\s+1 │ pending")
-    if any(not e.available for e in catalog().exercises):
-        terminal.expect(r"coming soon")
-    else:
-        terminal.expect(r"production_monitor\s+│\s+4 │ pending")
+    terminal.expect(r"production_monitor\s+│\s+4 │ pending")  # planned rows: tests/test_watch.py
     terminal.expect(r"type an exercise's number and Enter")
     terminal.type("2\r")
     terminal.expect(r"grading apscheduler_config")
