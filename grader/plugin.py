@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import functools
 import importlib
@@ -28,10 +29,10 @@ import pytest
 from _pytest.reports import TestReport
 from _pytest.runner import runtestprotocol
 
-from grader import hints, paths, sandbox, spec, variants
+from grader import hints, paths, sandbox, spec, targets, variants
 from grader.catalog import Exercise, catalog
 from grader.feedback import GradingFailure
-from grader.sandbox import integrity
+from grader.sandbox import conditions, integrity
 from grader.targets import LoadError, Target
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--grader-first-catch",
         action="store_true",
         help=argparse.SUPPRESS,  # verify: a mutant's remaining tests are not run once one fails
+    )
+    group.addoption(
+        "--grader-no-preload",
+        action="store_true",
+        help="import the exercise's file in each test's process instead of once per exercise "
+        "(also: CRONKATA_NO_PRELOAD=1)",
     )
     group.addoption(
         "--grader-no-fork",
@@ -213,6 +220,22 @@ class ExerciseModule(pytest.Module):
 
         return probe
 
+    def preload_work(self) -> Any:
+        """A template's load: import the exercise's file for the tests forked from there;
+        returns the problem (None: it loaded)."""
+        target = self.target()
+        factory = _conditions_of(self) or contextlib.nullcontext
+
+        def preload() -> str | None:
+            try:
+                with factory():
+                    target.preload()
+            except LoadError as error:
+                return str(error)
+            return None
+
+        return preload
+
     def record_probe(self, result: sandbox.ChildResult) -> None:
         """Keep what the load probe found: why the file cannot be loaded, or None."""
         if result.problem is not None:
@@ -220,6 +243,30 @@ class ExerciseModule(pytest.Module):
             return
         problem = result.payload.get("problem") if isinstance(result.payload, dict) else None
         self.load_problem = sandbox.shown(problem) if isinstance(problem, str) else None
+
+
+GRADING_CONDITIONS = "grading_conditions"
+
+
+def _conditions_of(module: ExerciseModule) -> Any:
+    """The suite's ``grading_conditions()`` context manager factory (None: it has none).
+
+    What every test of the suite runs under (a machine zone, the course variables set or
+    cleared), and what the template imports the exercise's file under: one definition.
+    """
+    return getattr(module.obj, GRADING_CONDITIONS, None)
+
+
+@pytest.fixture(autouse=True)
+def _grading_conditions(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Enter the suite's ``grading_conditions()`` around each of its tests."""
+    module = request.node.getparent(ExerciseModule)
+    factory = _conditions_of(module) if module is not None else None
+    if factory is None:
+        yield
+        return
+    with factory():
+        yield
 
 
 @pytest.fixture
@@ -355,6 +402,7 @@ def _run_batch(config: pytest.Config, items: list[pytest.Item]) -> dict[str, lis
     first_catch = _FirstCatch.of(config, items)
     works = [(m.nodeid, m.load_probe(), LOAD_TIMEOUT) for m in modules]
     works += first_catch.ordered(runnable)
+    templates = _templates(config, modules, owners, first_catch)
     by_id = {item.nodeid: item for item in items}
     settled: set[str] = set()  # tests whose verdict is known (for the progress)
 
@@ -398,6 +446,8 @@ def _run_batch(config: pytest.Config, items: list[pytest.Item]) -> dict[str, lis
         on_result=judged,
         waits=waits,
         held=held,
+        templates=templates,
+        template_of=lambda key: owners[k].nodeid if (k := str(key)) in owners else None,
     )
     for nodeid, _, _ in runnable:
         if nodeid in reports:
@@ -411,6 +461,31 @@ def _run_batch(config: pytest.Config, items: list[pytest.Item]) -> dict[str, lis
     settle([nodeid for nodeid, _, _ in runnable])
     first_catch.remember()
     return reports
+
+
+def _preloading(config: pytest.Config) -> bool:
+    return not (config.getoption("grader_no_preload") or os.environ.get("CRONKATA_NO_PRELOAD"))
+
+
+def _templates(
+    config: pytest.Config,
+    modules: list[ExerciseModule],
+    owners: dict[str, ExerciseModule],
+    first_catch: _FirstCatch,
+) -> dict[Hashable, tuple[Any, float]]:
+    """The exercises whose file a template imports once for all their tests: those with
+    more than one test to run, except mutants in `grader verify` (most are caught by their
+    first test, so a template would cost more than it saves)."""
+    if not _preloading(config):
+        return {}
+    counts: dict[str, int] = {}
+    for owner in owners.values():
+        counts[owner.nodeid] = counts.get(owner.nodeid, 0) + 1
+    return {
+        m.nodeid: (m.preload_work(), LOAD_TIMEOUT)
+        for m in modules
+        if counts.get(m.nodeid, 0) > 1 and not (first_catch.enabled and m.variant.is_mutant)
+    }
 
 
 class _FirstCatch:
@@ -545,6 +620,7 @@ def _judge_child(item: pytest.Item, result: sandbox.ChildResult, function: str) 
         message = "The test process sent an incomplete result (not setup, call and teardown)."
         return _reports(item, _with_guidance(item, message), result.seconds)
     reports = []
+    reimported = value.get("reimported")
     for phase in phases:
         outcome, text = _plain_outcome(item, phase)
         sections = [
@@ -553,6 +629,8 @@ def _judge_child(item: pytest.Item, result: sandbox.ChildResult, function: str) 
         ]
         seconds = float(phase.get("duration", 0.0))
         reports.append(_report(item, phase["when"], outcome, text, seconds, sections))
+    if isinstance(reimported, list) and reimported:  # the file was imported again: why
+        reports[-1].user_properties.append(("reimported", [str(r)[:300] for r in reimported]))
     return reports
 
 
@@ -597,10 +675,12 @@ _KEEP_ALIVE: list[object] = []
 def _child_work(item: pytest.Item) -> Any:
     def child() -> dict[str, Any]:
         _private_capture(item.config)
+        conditions.test_begins()
         reports = runtestprotocol(item, log=False, nextitem=None)
         _fail_on_leaked_threads(item, reports)
         return {
             "function": _function_identity(item),
+            "reimported": [f"{shown}: {', '.join(why)}" for shown, why in targets.REIMPORTED],
             "phases": [
                 {
                     "when": r.when,

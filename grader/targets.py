@@ -21,6 +21,7 @@ from types import ModuleType
 
 from grader import paths
 from grader.catalog import Exercise
+from grader.sandbox.conditions import Conditions, recorded
 
 
 class LoadError(Exception):
@@ -63,6 +64,33 @@ def _describe_import_error(path: Path, shown: str, error: BaseException) -> str:
     )
 
 
+# Files a template process imported before forking the tests (see grader.sandbox.template),
+# by module name, with the conditions that import saw.
+_PRELOADED: dict[str, Conditions] = {}
+# Preloaded files imported again in this process, and why (a test changed the conditions).
+REIMPORTED: list[tuple[str, list[str]]] = []
+
+
+def preload(path: Path, shown: str | None = None) -> None:
+    """In a template process: import a file now for the tests forked from here (LoadError
+    as `load_file`). A test's first `load_file` of it gets this module unless the test
+    changed what the import depends on (`Conditions.differences`): then it imports anew."""
+    seen: list[Conditions] = []
+    with recorded(seen):
+        module = load_file(path, shown)
+    _PRELOADED[module.__name__] = seen[0]
+
+
+def _reusable(name: str, shown: str) -> bool:
+    assumed = _PRELOADED.pop(name, None)
+    if assumed is None:  # imported earlier in this same process: the same module
+        return True
+    changed = assumed.differences()
+    if changed:
+        REIMPORTED.append((shown, changed))
+    return not changed
+
+
 def load_file(path: Path, shown: str | None = None) -> ModuleType:
     """Import the Python file at ``path`` in isolation; raises LoadError with a clear message."""
     path = path.resolve()
@@ -71,7 +99,9 @@ def load_file(path: Path, shown: str | None = None) -> ModuleType:
         raise LoadError(f"{shown} does not exist: create it (or run `grader reset`).")
     name = module_name_for(path)
     if name in sys.modules:
-        return sys.modules[name]
+        if _reusable(name, shown):
+            return sys.modules[name]
+        del sys.modules[name]
     folder = path.parent
     siblings = _sibling_names(folder) - {path.stem}
     shadowed = {n: sys.modules.pop(n) for n in siblings if n in sys.modules}
@@ -121,6 +151,11 @@ class Target:
         if path.resolve().is_relative_to(paths.REPO_ROOT):
             return paths.shown(path)
         return f"{relative or self.exercise.file} ({self.variant})"
+
+    def preload(self) -> None:
+        """In a template process: import the exercise's own file for the tests forked
+        from there (see `grader.targets.preload`)."""
+        preload(self.path(), self.shown())
 
     def load(self, relative: str | None = None) -> ModuleType:
         """Import a file of this tree (the exercise's own file by default), once per test."""

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, NoReturn
 
-ENV_PREFIXES = ("SCHEDULER_", "CELERY_", "CLEANUP_", "REDIS_", "DATABASE_")
+ENV_PREFIXES = ("SCHEDULER_", "CELERY_", "CLEANUP_", "REDIS_", "DATABASE_", "MONITOR_")
 
 
 def free_port(host: str = "127.0.0.1") -> int:

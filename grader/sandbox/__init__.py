@@ -9,6 +9,8 @@ an integrity fingerprint of pytest's reporting code) and kills whatever it left 
 Modules, after pytest-xdist's split:
     controller  the loop that runs many children and judges each (dsession)
     spawn       starting one child (workermanage)
+    template    a process that imports the file once and forks each test (a zygote)
+    conditions  what a preloaded import depended on; when a test imports anew
     child       the child's side, from fork to ``os._exit`` (remote)
     channel     the signed result file
     integrity   detecting a patched reporting machinery

@@ -36,6 +36,10 @@ class ChildSetup:
     limits: Limits
     box: CgroupBox | None
     watch: Callable[[], dict[str, str]] | None  # the integrity fingerprint to take afterwards
+    # Forked from a template (grader.sandbox.template): its control socket, to close. What
+    # else is open there was opened by the preloaded import, and stays, as it would have
+    # in a child that imported the file itself; so do the signal handlers it installed.
+    template_control: int | None = None
 
 
 def leaked_threads(grace: float = 0.5) -> list[threading.Thread]:
@@ -87,18 +91,42 @@ def _close_inherited(keep: int) -> None:
         os.close(null)
 
 
+def reset_signals() -> None:
+    """The default Ctrl+C and SIGTERM of a program; oversized writes raise instead of killing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
 def prepare(setup: ChildSetup) -> None:
     """Isolate this freshly forked child (see the module docstring)."""
     os.setpgid(0, 0)
     reaper.die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write raises instead
+    if setup.template_control is None:
+        reset_signals()
     if setup.box is not None:
         setup.box.enter()
     _redirect_output(setup.output_path)
-    _close_inherited(setup.channel.fileno())
+    if setup.template_control is None:
+        _close_inherited(setup.channel.fileno())
+    else:
+        os.close(setup.template_control)
     apply_rlimits(setup.limits, setup.timeout)
+
+
+def prepare_template(
+    control: int, output_path: Path, limits: Limits, timeout: float, box: CgroupBox | None
+) -> None:
+    """Isolate a template process as `prepare` does a child, keeping its ``control``
+    socket; ``timeout`` is the longest its tests may take (its CPU cap, inherited)."""
+    os.setpgid(0, 0)
+    reaper.die_with_parent()
+    reset_signals()
+    if box is not None:
+        box.enter()
+    _redirect_output(output_path)
+    _close_inherited(control)
+    apply_rlimits(limits, timeout)
 
 
 def run(setup: ChildSetup, work: Callable[[], object]) -> NoReturn:

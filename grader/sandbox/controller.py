@@ -20,7 +20,7 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.sandbox import cgroups, channel, integrity, reaper
+from grader.sandbox import cgroups, channel, integrity, reaper, template
 from grader.sandbox.limits import Limits, describe_limit_signal
 from grader.sandbox.spawn import Spawned, spawn
 from grader.sandbox.text import read_capped
@@ -28,6 +28,7 @@ from grader.sandbox.text import read_capped
 logger = logging.getLogger(__name__)
 
 Work = tuple[Hashable, Callable[[], object], float]
+TemplateSpec = tuple[Callable[[], "str | None"], float]  # (load, load timeout)
 
 
 @dataclass(frozen=True)
@@ -121,13 +122,17 @@ def _reap(running: Spawned, status: int | None, expected: dict[str, str] | None)
         running.close()
 
 
-def _wait(running: dict[int, Spawned], seconds: float) -> None:
-    """Sleep until a child ends, sends data, or ``seconds`` pass (reading what arrived)."""
+def _wait(
+    running: dict[int, Spawned], seconds: float, loading: Iterable[template.Template] = ()
+) -> None:
+    """Sleep until a child ends, sends data, a template is ready, or ``seconds`` pass
+    (reading what arrived)."""
     pidfds = [c.pidfd for c in running.values() if c.pidfd is not None]
     if len(pidfds) < len(running):  # no pidfds here: poll the children's state often
         seconds = min(seconds, 0.005)
     inboxes = {c.inbox.fileno(): c.inbox for c in running.values()}
-    ready, _, _ = select.select([*pidfds, *inboxes], [], [], seconds)
+    templates = [t.fileno() for t in loading]
+    ready, _, _ = select.select([*pidfds, *inboxes, *templates], [], [], seconds)
     for fd in ready:
         if fd in inboxes:
             inboxes[fd].pull()
@@ -161,6 +166,8 @@ def run_many(
     on_result: Callable[[Hashable, ChildResult], None] | None = None,
     waits: Callable[[Hashable], bool] | None = None,
     held: Callable[[Hashable], bool] | None = None,
+    templates: dict[Hashable, TemplateSpec] | None = None,
+    template_of: Callable[[Hashable], Hashable | None] | None = None,
 ) -> dict[Hashable, ChildResult]:
     """Run each ``(key, work, timeout)`` in its own forked child, ``parallel`` at a time.
 
@@ -170,6 +177,11 @@ def run_many(
     start first), unless half the slots would stay idle: then it starts anyway. A work for
     which ``held(key)`` is True never starts while it is (it must turn False once some
     running work is judged: a work nothing running can release is a caller's bug).
+
+    ``templates`` (key: (load, load timeout)) start at once, each a process that runs its
+    ``load`` and then forks the works for which ``template_of(work key)`` names it (see
+    `grader.sandbox.template`); such a work waits while its template loads, and forks from
+    the grader if the template cannot serve it.
 
     A work's result must be JSON-serialisable; it comes back signed, down a socket. A child
     that dies, exits early, forges its result, outlives its timeout or (with ``watch``,
@@ -187,23 +199,33 @@ def run_many(
     folder = Path(tempfile.mkdtemp(prefix="cronkata-children-"))
     index = 0
     signals = reaper.signals_seen()
+    pool = _Templates()
     try:
         with reaper.interruptible():
+            pool.start(templates or {}, template_of, pending, limits, folder, watch)
+            blocked = pool.loading if held is None else (lambda k: held(k) or pool.loading(k))
             while pending or running:
+                pool.poll()
                 while pending and len(running) < max(1, parallel):
-                    position, waiting = _next_startable(pending, waits, held)
+                    position, waiting = _next_startable(pending, waits, blocked)
                     if position is None and len(running) >= max(1, parallel // 2):
                         break  # every pending work waits for a running one
                     if position is None:  # half the slots idle: waiting costs more than it saves
                         position = waiting
                     if position is None:
-                        if not running:
+                        if not running and not pool.any_loading():
                             raise RuntimeError("every pending work is held and none runs")
                         break  # every pending work is held until a running one is judged
                     key, work, timeout = pending.pop(position)
                     if wanted is not None and not wanted(key):
+                        pool.done_with(key)
                         continue
-                    child = spawn(key, work, timeout, limits, folder, index, watch)
+                    known = set(running) | pool.pids()
+                    output = folder / f"{index}.out"
+                    child = pool.spawn(key, timeout, limits, output, known)
+                    if child is None:
+                        child = spawn(key, work, timeout, limits, folder, index, watch)
+                    pool.done_with(key)
                     index += 1
                     running[child.pid] = child
                 now = time.monotonic()
@@ -214,11 +236,14 @@ def run_many(
                         results[child.key] = _reap(child, status, expected)
                         if on_result is not None:
                             on_result(child.key, results[child.key])
-                if running:
-                    deadline = min(c.started + c.timeout for c in running.values())
-                    _wait(running, max(0.0, min(deadline - time.monotonic(), 0.5)))
+                if running or pool.any_loading():
+                    deadlines = [c.started + c.timeout for c in running.values()]
+                    deadline = min(deadlines, default=time.monotonic() + 0.05)
+                    seconds = max(0.0, min(deadline - time.monotonic(), 0.5))
+                    _wait(running, seconds, pool.loading_templates())
                 reaper.check_interrupted(since=signals)
     finally:
+        pool.close()
         for child in running.values():
             child.kill()
             with contextlib.suppress(ChildProcessError):
@@ -231,6 +256,88 @@ def run_many(
                 leftover.unlink()
             folder.rmdir()
     return results
+
+
+class _Templates:
+    """The template processes of one run, and which pending works each still serves."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[Hashable, template.Template] = {}
+        self.of_work: dict[Hashable, template.Template] = {}
+        self.left: dict[Hashable, int] = {}  # template key: works not yet started
+
+    def start(
+        self,
+        specs: dict[Hashable, TemplateSpec],
+        template_of: Callable[[Hashable], Hashable | None] | None,
+        pending: list[Work],
+        limits: Limits,
+        folder: Path,
+        watch: Callable[[], dict[str, str]] | None,
+    ) -> None:
+        """Start a template for each spec that serves at least one pending work."""
+        served: dict[Hashable, list[Work]] = {}
+        for work in reversed(pending):  # pending is reversed: the next is last
+            owner = template_of(work[0]) if template_of is not None else None
+            if owner in specs:
+                served.setdefault(owner, []).append(work)
+        for number, (owner, works) in enumerate(served.items()):
+            load, load_timeout = specs[owner]
+            longest = max(timeout for _, _, timeout in works)
+            output = folder / f"template-{number}.out"
+            keyed = [(key, work) for key, work, _ in works]
+            started = template.start(
+                owner, load, keyed, limits, output, longest, load_timeout, watch
+            )
+            self.by_key[owner] = started
+            self.left[owner] = len(works)
+            for key, _, _ in works:
+                self.of_work[key] = started
+
+    def poll(self) -> None:
+        """Take ready messages of loading templates."""
+        for each in self.by_key.values():
+            each.poll()
+
+    def loading(self, key: Hashable) -> bool:
+        """The work ``key`` waits for its template to load."""
+        owner = self.of_work.get(key)
+        return owner is not None and owner.state == template.LOADING
+
+    def any_loading(self) -> bool:
+        """Some template is still loading."""
+        return any(t.state == template.LOADING for t in self.by_key.values())
+
+    def loading_templates(self) -> list[template.Template]:
+        """The templates still loading (to wait on)."""
+        return [t for t in self.by_key.values() if t.state == template.LOADING]
+
+    def pids(self) -> set[int]:
+        """The pids of the templates (never a test's)."""
+        return {t.pid for t in self.by_key.values()}
+
+    def spawn(
+        self, key: Hashable, timeout: float, limits: Limits, output: Path, known: set[int]
+    ) -> Spawned | None:
+        """The work forked from its ready template, or None (fork it from the grader)."""
+        owner = self.of_work.get(key)
+        if owner is None or owner.state != template.READY:
+            return None
+        return owner.spawn(key, timeout, limits, output, known)
+
+    def done_with(self, key: Hashable) -> None:
+        """The work ``key`` started (or was left out): close its template after its last."""
+        owner = self.of_work.pop(key, None)
+        if owner is None:
+            return
+        self.left[owner.key] -= 1
+        if self.left[owner.key] <= 0:
+            owner.close()
+
+    def close(self) -> None:
+        """End every template."""
+        for each in self.by_key.values():
+            each.close()
 
 
 def run_in_child(work: Callable[[], object], timeout: float) -> ChildResult:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -83,8 +84,10 @@ def _typed(values: dict[str, object]) -> dict[str, str]:
     return {name: f"{value!r} ({type(value).__name__})" for name, value in values.items()}
 
 
-@pytest.fixture(autouse=True)
-def _clean_environment() -> Iterator[None]:
+@contextmanager
+def grading_conditions() -> Iterator[None]:
+    """Every test (and the import of the file): no course variable set, the machine in
+    Los Angeles."""
     with environment(), machine_zone("America/Los_Angeles"):
         yield
 

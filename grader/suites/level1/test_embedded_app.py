@@ -14,6 +14,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -55,8 +56,10 @@ def _scheduler_threads() -> list[str]:
     ]
 
 
-@pytest.fixture(autouse=True)
-def _clean_environment() -> Iterator[None]:
+@contextmanager
+def grading_conditions() -> Iterator[None]:
+    """Every test (and the import of the file): the machine in Los Angeles, the scheduler's
+    zone Asia/Shanghai."""
     with machine_zone("America/Los_Angeles"), environment({"SCHEDULER_TIMEZONE": "Asia/Shanghai"}):
         yield
 

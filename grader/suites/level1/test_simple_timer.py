@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -62,8 +63,9 @@ def scenarios(check: Callable[[datetime, str], None]) -> Callable[[], None]:
     )
 
 
-@pytest.fixture(autouse=True)
-def _machine_in_los_angeles() -> Iterator[None]:
+@contextmanager
+def grading_conditions() -> Iterator[None]:
+    """Every test (and the import of the file): the machine in Los Angeles."""
     with machine_zone("America/Los_Angeles"):
         yield
 

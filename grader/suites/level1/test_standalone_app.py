@@ -20,6 +20,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -75,8 +76,10 @@ runpy.run_path(os.environ["CRONKATA_SCRIPT"], run_name="__main__")
 """
 
 
-@pytest.fixture(autouse=True)
-def _clean_environment() -> Iterator[None]:
+@contextmanager
+def grading_conditions() -> Iterator[None]:
+    """Every test (and the import of the file): the machine in Los Angeles, the scheduler's
+    zone UTC."""
     with machine_zone("America/Los_Angeles"), environment({"SCHEDULER_TIMEZONE": "UTC"}):
         yield
 

@@ -93,8 +93,9 @@ def _saved_group(celery_app: Celery, states: list[tuple[str, Any]]) -> str:
     return str(group.id)
 
 
-@pytest.fixture(autouse=True)
-def _clean_environment() -> Iterator[None]:
+@contextmanager
+def grading_conditions() -> Iterator[None]:
+    """Every test (and the import of the file): the in-memory broker and backend."""
     with environment(TEST_ENV):
         yield
 

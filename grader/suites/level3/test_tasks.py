@@ -53,8 +53,9 @@ TEST_ENV = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _clean_environment() -> Iterator[None]:
+@contextmanager
+def grading_conditions() -> Iterator[None]:
+    """Every test (and the import of the file): the in-memory broker and backend."""
     with environment(TEST_ENV):
         yield
 

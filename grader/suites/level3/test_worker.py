@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from types import ModuleType
 from typing import Any
@@ -49,8 +50,9 @@ def _reference() -> ModuleType:
         return load_file(paths.SOLUTIONS_DIR / FILE, "the reference standalone_worker.py")
 
 
-@pytest.fixture(autouse=True)
-def _clean_environment() -> Iterator[None]:
+@contextmanager
+def grading_conditions() -> Iterator[None]:
+    """Every test (and the import of the file): the in-memory broker and backend."""
     with environment(TEST_ENV):
         yield
 

@@ -17,7 +17,7 @@ import itertools
 import json
 import math
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -36,6 +36,7 @@ from grader.drawing import deterministic, zones
 from grader.feedback import expect, expect_equal, fail
 from grader.sim_apscheduler import SchedulerSimulation, simulate
 from grader.targets import Target
+from grader.testing import environment
 
 FILE = "level4_production_monitor.py"
 NOTE = "07e_best_practices.md"
@@ -49,13 +50,10 @@ TOKEN_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.
 Metrics = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-@pytest.fixture(autouse=True)
-def _no_monitor_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The learner's own MONITOR_* variables must not change what is graded."""
-    import os
-
-    for name in [n for n in os.environ if n.startswith("MONITOR_")]:
-        monkeypatch.delenv(name)
+def grading_conditions() -> AbstractContextManager[None]:
+    """Every test (and the import of the file): the learner's own MONITOR_* variables
+    (like every course variable) unset, so they cannot change what is graded."""
+    return environment()
 
 
 # -- the app in virtual time ------------------------------------------------------------------

@@ -1,0 +1,308 @@
+"""Template processes: import an exercise's file once, fork each of its tests from there.
+
+A child forked from the grader imports the learner's file before its test runs, once per
+test: for level 4 that import is most of a fast test's cost. A template is a child of the
+grader, boxed like any other (`child.prepare_template`), that imports the file once and
+then forks a test process on each request. The test process is the template's
+grandchild: the middle process exits at once, so the test is re-parented to the grader
+(a child subreaper) and the grader waits for it, reads its exit status, kills its group
+and judges its signed result exactly as for a child it forked itself.
+
+A template has run learner code, so nothing it says is trusted: the pid it reports must
+be a child of the grader that the grader does not know yet, and a template that stalls,
+dies or lies is dropped (its remaining tests fork from the grader). A test whose
+conditions differ from the import's (`grader.sandbox.conditions`) imports the file again.
+A file that starts threads while being imported is not preloaded: a fork keeps only the
+thread that forks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import logging
+import os
+import select
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn
+
+from grader.sandbox import channel, child, conditions
+from grader.sandbox.cgroups import CgroupBox
+from grader.sandbox.limits import Limits
+from grader.sandbox.spawn import Spawned
+
+logger = logging.getLogger(__name__)
+
+REPLY_SECONDS = 5.0  # a template that takes longer to fork a test is dropped
+REPARENT_SECONDS = 5.0  # a test process waits this long to be re-parented to the grader
+LOADING, READY, DROPPED = "loading", "ready", "dropped"
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return int(fields[1]) if len(fields) > 1 else None
+
+
+@dataclass
+class Template:
+    """The grader's side of one template process."""
+
+    key: Hashable
+    pid: int
+    control: socket.socket
+    works: dict[Hashable, int]  # the works it may fork, by key: their index there
+    load_timeout: float
+    started: float = field(default_factory=time.monotonic)
+    box: CgroupBox | None = None  # the template's own box (its tests each get theirs)
+    state: str = LOADING
+    why: str = ""  # why it was dropped
+    closed: bool = False
+
+    def fileno(self) -> int:
+        """For select() while it loads."""
+        return self.control.fileno()
+
+    def poll(self) -> None:
+        """Take its ready message if it came; drop it if it died or took too long."""
+        if self.state != LOADING:
+            return
+        try:
+            message = self.control.recv(4096, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            if time.monotonic() - self.started > self.load_timeout:
+                self.drop(f"did not import the file within {self.load_timeout:g} s")
+            return
+        except OSError as error:
+            self.drop(f"its channel failed ({error})")
+            return
+        try:
+            ready = json.loads(message) if message else {}
+        except ValueError:
+            ready = {}
+        if isinstance(ready, dict) and ready.get("ready") is True:
+            self.state = READY
+        else:
+            problem = ready.get("problem") if isinstance(ready, dict) else None
+            self.drop(str(problem or "ended without importing the file")[:300])
+
+    def spawn(
+        self, key: Hashable, timeout: float, limits: Limits, output: Path, known: set[int]
+    ) -> Spawned | None:
+        """Have the template fork the test ``key``; None (and the template dropped) when it
+        does not answer with a new child of the grader in time."""
+        box = CgroupBox.create(limits.memory, limits.processes)
+        parent_end, child_end = channel.pair()
+        request = {
+            "work": self.works[key],
+            "timeout": timeout,
+            "output": str(output),
+            "box": [box.version, [str(f) for f in box.folders]] if box else None,
+        }
+        started = time.monotonic()
+        try:
+            socket.send_fds(self.control, [json.dumps(request).encode()], [child_end.fileno()])
+            pid = self._reply(known)
+        except OSError as error:
+            self.drop(f"could not be asked for a test ({error})")
+            pid = None
+        finally:
+            child_end.close()
+        if pid is None:
+            parent_end.close()
+            if box is not None:
+                box.remove()
+            return None
+        secret = channel.new_key()
+        parent_end.sendall(secret)
+        parent_end.setblocking(False)
+        try:
+            pidfd: int | None = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            pidfd = None
+        setup = child.ChildSetup(child_end, output, timeout, limits, box, None)
+        return Spawned(key, pid, pidfd, started, timeout, secret, setup, channel.Inbox(parent_end))
+
+    def _reply(self, known: set[int]) -> int | None:
+        ready, _, _ = select.select([self.control], [], [], REPLY_SECONDS)
+        try:
+            reply = json.loads(self.control.recv(4096)) if ready else None
+        except (OSError, ValueError):
+            reply = None
+        pid = reply.get("pid") if isinstance(reply, dict) else None
+        if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1:
+            self.drop("did not fork a test when asked")
+            return None
+        if pid in known or pid == self.pid or _parent_of(pid) != os.getpid():
+            self.drop(f"reported pid {pid}, which is not a new test process of the grader")
+            return None
+        return pid
+
+    def drop(self, why: str) -> None:
+        """Stop using it: kill it and what is left in its process group, and reap it."""
+        if self.state == DROPPED:
+            return
+        if why:
+            logger.info("template for %s dropped: %s", self.key, why)
+        self.state, self.why = DROPPED, why
+        self.close()
+
+    def close(self) -> None:
+        """End it (its tests, already re-parented to the grader, run on)."""
+        self.state = DROPPED
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(OSError):
+            self.control.close()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        if self.box is not None:
+            self.box.kill(unreaped=self.pid)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+        if self.box is not None:
+            self.box.remove()
+
+
+def start(
+    key: Hashable,
+    load: Callable[[], str | None],
+    works: Sequence[tuple[Hashable, Callable[[], object]]],
+    limits: Limits,
+    output: Path,
+    timeout: float,
+    load_timeout: float,
+    watch: Callable[[], dict[str, str]] | None = None,
+) -> Template:
+    """Fork a template that runs ``load`` (the import; returns a problem or None), then
+    forks ``works`` on request. ``timeout`` is the longest of their timeouts."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    box = CgroupBox.create(limits.memory, limits.processes)
+    gc.freeze()
+    pid = os.fork()
+    if pid == 0:
+        ours.close()
+        _serve(theirs, load, [work for _, work in works], limits, output, timeout, watch, box)
+    theirs.close()
+    indexes = {work_key: number for number, (work_key, _) in enumerate(works)}
+    return Template(key, pid, ours, indexes, load_timeout, box=box)
+
+
+# -- the template's side ------------------------------------------------------------------------
+
+
+def _serve(
+    control: socket.socket,
+    load: Callable[[], str | None],
+    works: list[Callable[[], object]],
+    limits: Limits,
+    output: Path,
+    timeout: float,
+    watch: Callable[[], dict[str, str]] | None,
+    box: CgroupBox | None,
+) -> NoReturn:
+    grader = os.getppid()
+    try:
+        child.prepare_template(control.fileno(), output, limits, timeout, box)
+        conditions.watch_patches()
+        problem = load()
+        others = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+        if problem is None and others:
+            problem = f"the import started thread(s) {others[:3]}: tests import it themselves"
+        control.send(json.dumps({"ready": problem is None, "problem": problem}).encode())
+        if problem is None:
+            gc.freeze()
+            while True:
+                message, fds, _, _ = socket.recv_fds(control, 65536, 1)
+                if not message:
+                    break
+                request = json.loads(message)
+                pid = _fork_test(request, fds[0], control, works, limits, watch, grader)
+                control.send(json.dumps({"pid": pid}).encode())
+    except BaseException:  # never return into the grader's code
+        pass
+    finally:
+        os._exit(0)
+
+
+def _fork_test(
+    request: dict[str, object],
+    channel_fd: int,
+    control: socket.socket,
+    works: list[Callable[[], object]],
+    limits: Limits,
+    watch: Callable[[], dict[str, str]] | None,
+    grader: int,
+) -> int:
+    """Fork the test of ``request`` through a middle process that exits at once, so the
+    grader becomes its parent; returns its pid once the middle process is reaped."""
+    read_end, write_end = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        os.close(read_end)
+        test = os.fork()
+        if test == 0:
+            os.setpgid(0, 0)
+            os.close(write_end)
+            _run_test(request, channel_fd, control, works, limits, watch, grader)
+        # Its own process group and box before the template can end: killing the
+        # template's must never reach it (both sides set them, whichever runs first).
+        with contextlib.suppress(OSError):
+            os.setpgid(test, test)
+        box = _box_of(request)
+        if box is not None:
+            with contextlib.suppress(OSError):
+                box.enter(test)
+        os.write(write_end, str(test).encode())
+        os._exit(0)
+    os.close(write_end)
+    os.close(channel_fd)
+    os.waitpid(middle, 0)
+    text = os.read(read_end, 32)
+    os.close(read_end)
+    return int(text or 0)
+
+
+def _run_test(
+    request: dict[str, object],
+    channel_fd: int,
+    control: socket.socket,
+    works: list[Callable[[], object]],
+    limits: Limits,
+    watch: Callable[[], dict[str, str]] | None,
+    grader: int,
+) -> NoReturn:
+    deadline = time.monotonic() + REPARENT_SECONDS
+    while os.getppid() != grader:  # death-with-parent must name the grader, not the middle
+        if time.monotonic() > deadline:
+            os._exit(child.EXIT_HARNESS)
+        time.sleep(0.0002)
+    box = _box_of(request)
+    setup = child.ChildSetup(
+        channel=socket.socket(fileno=channel_fd),
+        output_path=Path(str(request["output"])),
+        timeout=float(str(request["timeout"])),
+        limits=limits,
+        box=box,
+        watch=watch,
+        template_control=control.fileno(),
+    )
+    child.run(setup, works[int(str(request["work"]))])
+
+
+def _box_of(request: dict[str, object]) -> CgroupBox | None:
+    spec = request.get("box")
+    if not isinstance(spec, list):
+        return None
+    return CgroupBox(int(spec[0]), tuple(Path(str(f)) for f in spec[1]))
