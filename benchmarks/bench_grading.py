@@ -1,11 +1,14 @@
 """Benchmark: grading each level and `grader verify`, against the import floor, in one table.
 
     .venv/bin/python benchmarks/bench_grading.py [--level 1 ...] [--repeat 3] [--no-verify]
+                                                 [--without-templates]
 
 Every figure is the median wall time of ``--repeat`` runs, measured side by side in this
 run: each level's import floor (a pytest run of one trivial test importing the libraries
 that level's solutions and suites import, see floor/libraries.py), `pytest
-exercises/levelN --solutions` for each level, and `grader verify` (whole course). The
+exercises/levelN --solutions` for each level (with ``--without-templates``, also with one
+import of the file per test, as before templates), and `grader verify` (whole course).
+A level's runs are taken in turn, round after round. The
 ratio column is each figure over the floor of its level; the CPU column is the CPU time (user +
 system, every process of the run) per run: on a machine with few CPUs, wall time cannot go
 below CPU time divided by the CPU count.
@@ -53,10 +56,25 @@ def pytest_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
 
 
-def median_of(run: tuple[list[str], dict[str, str] | None], repeat: int) -> tuple[float, float]:
+Run = tuple[list[str], dict[str, str] | None]
+
+
+def median_of(run: Run, repeat: int) -> tuple[float, float]:
     """The median wall time and median CPU time of ``repeat`` runs of (command, env)."""
-    runs = [timed_run(*run) for _ in range(repeat)]
-    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+    return medians_of([run], repeat)[0]
+
+
+def medians_of(runs: list[Run], repeat: int) -> list[tuple[float, float]]:
+    """(median wall, median CPU) of each run, the runs taken in turn ``repeat`` times, so
+    a machine that slows down or speeds up meanwhile weighs on all of them alike."""
+    rounds = [[timed_run(*run) for run in runs] for _ in range(repeat)]
+    return [
+        (
+            statistics.median(r[i][0] for r in rounds),
+            statistics.median(r[i][1] for r in rounds),
+        )
+        for i in range(len(runs))
+    ]
 
 
 def floor_command(level: int | None) -> tuple[list[str], dict[str, str]]:
@@ -71,18 +89,28 @@ def main() -> None:
     parser.add_argument("--level", type=int, action="append", help="level(s) to grade")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-verify", action="store_true", help="leave `grader verify` out")
+    parser.add_argument(
+        "--without-templates",
+        action="store_true",
+        help="also grade each level with --grader-no-preload (one import per test)",
+    )
     options = parser.parse_args()
     timed_run(*floor_command(None))  # warm the file cache once
     rows: list[tuple[str, float, float, float, str]] = []
     for level in options.level or LEVELS:
-        floor, floor_cpu = median_of(floor_command(level), options.repeat)
+        grading = pytest_command(f"exercises/level{level}", "--solutions")
+        runs: list[Run] = [floor_command(level), (grading, None)]
+        if options.without_templates:
+            runs.append(([*grading, "--grader-no-preload"], None))
+        measured = medians_of(runs, options.repeat)
+        (floor, floor_cpu), (seconds, cpu) = measured[:2]
         rows.append((f"level {level} import floor", floor, floor_cpu, floor, ""))
-        seconds, cpu = median_of(
-            (pytest_command(f"exercises/level{level}", "--solutions"), None), options.repeat
-        )
         rows.append(
             (f"level {level} vs the solutions", seconds, cpu, floor, f"<= {TARGET_RATIO}x floor")
         )
+        if options.without_templates:
+            seconds, cpu = measured[2]
+            rows.append(("  the same without templates", seconds, cpu, floor, ""))
     if not options.no_verify:
         floor, _ = median_of(floor_command(None), options.repeat)
         verify = [sys.executable, "-m", "grader", "verify"]

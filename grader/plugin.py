@@ -472,17 +472,20 @@ def _templates(
     modules: list[ExerciseModule],
     owners: dict[str, ExerciseModule],
     first_catch: _FirstCatch,
-) -> dict[Hashable, tuple[Any, float]]:
+) -> dict[Hashable, sandbox.TemplateSpec]:
     """The exercises whose file a template imports once for all their tests: those with
     more than one test to run, except mutants in `grader verify` (most are caught by their
-    first test, so a template would cost more than it saves)."""
+    first test, so a template would cost more than it saves). A template that loads
+    stands for the exercise's load probe; if it cannot, the probe runs and says why."""
     if not _preloading(config):
         return {}
     counts: dict[str, int] = {}
     for owner in owners.values():
         counts[owner.nodeid] = counts.get(owner.nodeid, 0) + 1
     return {
-        m.nodeid: (m.preload_work(), LOAD_TIMEOUT)
+        m.nodeid: sandbox.TemplateSpec(
+            m.preload_work(), LOAD_TIMEOUT, replaces=m.nodeid, ready_payload={"problem": None}
+        )
         for m in modules
         if counts.get(m.nodeid, 0) > 1 and not (first_catch.enabled and m.variant.is_mutant)
     }

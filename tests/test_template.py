@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -37,7 +38,7 @@ def _run(
     return sandbox.run_many(
         works,
         parallel=2,
-        templates={"t": (load, 10.0)},
+        templates={"t": sandbox.TemplateSpec(load, 10.0)},
         template_of=lambda key: "t" if str(key).startswith("w") else None,
     )
 
@@ -56,7 +57,7 @@ def _where() -> dict[str, object]:
     }
 
 
-def test_works_fork_from_the_template_as_children_of_the_grader() -> None:
+def test_works_fork_from_the_template_that_imported_once() -> None:
     results = _run([(f"w{i}", _where, 10.0) for i in range(4)], _loaded)
     values = [results[f"w{i}"].payload for i in range(4)]
     assert all(isinstance(v, dict) for v in values), [r.problem for r in results.values()]
@@ -65,8 +66,32 @@ def test_works_fork_from_the_template_as_children_of_the_grader() -> None:
     assert loaded_in != {os.getpid()}  # never in the grader
     assert "loaded_in" not in _STATE
     for value in values:
-        assert value["parent"] == os.getpid()  # type: ignore[index]  # re-parented here
+        assert value["parent"] == value["loaded_in"]  # type: ignore[index]
         assert value["group"] == value["pid"]  # type: ignore[index]  # its own group
+
+
+def test_a_test_forked_from_a_template_reports_its_real_exit() -> None:
+    def crash() -> object:
+        os.kill(os.getpid(), signal.SIGSEGV)
+        return None
+
+    def leave() -> object:
+        os._exit(3)
+
+    results = _run([("w0", crash, 10.0), ("w1", leave, 10.0), ("w2", _where, 10.0)], _loaded)
+    assert "SIGSEGV" in str(results["w0"].problem)
+    assert "exit code 3" in str(results["w1"].problem)
+    assert results["w2"].problem is None
+
+
+def test_a_test_that_outlives_its_timeout_is_killed_and_says_so() -> None:
+    def hang() -> object:
+        threading.Event().wait()
+        return None
+
+    results = _run([("w0", hang, 0.5), ("w1", _where, 10.0)], _loaded)
+    assert "did not finish within 0.5 s" in str(results["w0"].problem)
+    assert results["w1"].payload["loaded_in"] is not None  # type: ignore[index]
 
 
 def test_each_test_process_starts_from_the_pristine_template() -> None:
@@ -143,7 +168,7 @@ def test_a_template_that_never_finishes_importing_is_dropped_in_time() -> None:
 
     results = sandbox.run_many(
         [("w0", _where, 10.0)],
-        templates={"t": (hang, 0.5)},
+        templates={"t": sandbox.TemplateSpec(hang, 0.5)},
         template_of=lambda key: "t",
     )
     assert results["w0"].payload["loaded_in"] is None  # type: ignore[index]
@@ -313,3 +338,27 @@ def _outcomes(report: Path) -> dict[str, str]:
         failed = any(child.tag in ("failure", "error") for child in case)
         found[name] = "failed" if failed else "passed"
     return found
+
+
+def test_a_template_that_loads_stands_for_the_load_probe() -> None:
+    ran: list[object] = []
+
+    def probe() -> object:
+        return {"ran in": os.getpid()}
+
+    def run(load: Callable[[], str | None]) -> dict[object, sandbox.ChildResult]:
+        spec = sandbox.TemplateSpec(load, 10.0, replaces="probe", ready_payload={"ok": True})
+        return sandbox.run_many(
+            [("probe", probe, 10.0), ("w0", _where, 10.0)],
+            templates={"t": spec},
+            template_of=lambda key: "t" if key == "w0" else None,
+            on_result=lambda key, result: ran.append(key),
+        )
+
+    loaded = run(_loaded)
+    assert loaded["probe"].payload == {"ok": True}  # not run: the template loaded
+    assert loaded["w0"].payload["loaded_in"] is not None  # type: ignore[index]
+    failed = run(lambda: "ImportError")
+    assert "ran in" in failed["probe"].payload  # type: ignore[operator]  # ran: it says why
+    assert failed["w0"].payload["loaded_in"] is None  # type: ignore[index]
+    assert sorted(map(str, ran)) == ["probe", "probe", "w0", "w0"]

@@ -20,7 +20,7 @@ Modules, after pytest-xdist's split:
 """
 
 from grader.sandbox.child import leaked_threads
-from grader.sandbox.controller import ChildResult, run_in_child, run_many
+from grader.sandbox.controller import ChildResult, TemplateSpec, run_in_child, run_many
 from grader.sandbox.limits import Limits
 from grader.sandbox.text import MAX_OUTPUT_CHARS, sanitize, shown, truncate
 from grader.sandbox.warmup import warm_up
@@ -29,6 +29,7 @@ __all__ = [
     "MAX_OUTPUT_CHARS",
     "ChildResult",
     "Limits",
+    "TemplateSpec",
     "leaked_threads",
     "run_in_child",
     "run_many",

@@ -28,7 +28,19 @@ from grader.sandbox.text import read_capped
 logger = logging.getLogger(__name__)
 
 Work = tuple[Hashable, Callable[[], object], float]
-TemplateSpec = tuple[Callable[[], "str | None"], float]  # (load, load timeout)
+
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    """A template to start: its ``load`` (returns a problem or None) and how long it may
+    take. ``replaces``: the key of a work (a load probe) it stands for: once the template
+    is ready, that work is not run and its result is ``ready_payload``; if the template
+    cannot load, the work runs as usual."""
+
+    load: Callable[[], str | None]
+    load_timeout: float
+    replaces: Hashable | None = None
+    ready_payload: object = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,11 @@ def _timeout_problem(timeout: float) -> str:
 
 def _exit_problem(status: int, running: Spawned) -> str:
     limits, box = running.setup.limits, running.setup.box
+    if getattr(running, "lost", False):
+        return (
+            "ended, and its exit status was lost: the process it was forked from reaped "
+            "it (does the file's import handle SIGCHLD or wait for child processes?)"
+        )
     if os.WIFSIGNALED(status):
         name = signal.Signals(os.WTERMSIG(status)).name
         if box is not None and name == "SIGKILL" and box.hit_memory_limit():
@@ -115,7 +132,7 @@ def _reap(running: Spawned, status: int | None, expected: dict[str, str] | None)
     """
     running.kill()
     if status is None:
-        os.waitpid(running.pid, 0)
+        running.wait_killed()
     try:
         return _judge(running, status, expected)
     finally:
@@ -178,7 +195,7 @@ def run_many(
     which ``held(key)`` is True never starts while it is (it must turn False once some
     running work is judged: a work nothing running can release is a caller's bug).
 
-    ``templates`` (key: (load, load timeout)) start at once, each a process that runs its
+    ``templates`` (key: `TemplateSpec`) start at once, each a process that runs its
     ``load`` and then forks the works for which ``template_of(work key)`` names it (see
     `grader.sandbox.template`); such a work waits while its template loads, and forks from
     the grader if the template cannot serve it.
@@ -220,12 +237,18 @@ def run_many(
                     if wanted is not None and not wanted(key):
                         pool.done_with(key)
                         continue
+                    stood_for = pool.stood_for(key)
+                    if stood_for is not None:  # its template loaded: the work is moot
+                        results[key] = stood_for
+                        if on_result is not None:
+                            on_result(key, stood_for)
+                        continue
                     known = set(running) | pool.pids()
                     output = folder / f"{index}.out"
                     child = pool.spawn(key, timeout, limits, output, known)
                     if child is None:
+                        pool.done_with(key)  # it forks from here
                         child = spawn(key, work, timeout, limits, folder, index, watch)
-                    pool.done_with(key)
                     index += 1
                     running[child.pid] = child
                 now = time.monotonic()
@@ -234,6 +257,7 @@ def run_many(
                     if status is not None or now - child.started > child.timeout:
                         del running[pid]
                         results[child.key] = _reap(child, status, expected)
+                        pool.done_with(child.key)
                         if on_result is not None:
                             on_result(child.key, results[child.key])
                 if running or pool.any_loading():
@@ -243,12 +267,11 @@ def run_many(
                     _wait(running, seconds, pool.loading_templates())
                 reaper.check_interrupted(since=signals)
     finally:
-        pool.close()
         for child in running.values():
             child.kill()
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(child.pid, 0)
+            child.wait_killed()
             child.close()
+        pool.close()
         reaper.kill_orphans(before)
         cgroups.remove_parents()
         with contextlib.suppress(OSError):
@@ -264,7 +287,8 @@ class _Templates:
     def __init__(self) -> None:
         self.by_key: dict[Hashable, template.Template] = {}
         self.of_work: dict[Hashable, template.Template] = {}
-        self.left: dict[Hashable, int] = {}  # template key: works not yet started
+        self.left: dict[Hashable, int] = {}  # template key: works not yet judged
+        self.replaced: dict[Hashable, tuple[template.Template, object]] = {}
 
     def start(
         self,
@@ -282,17 +306,19 @@ class _Templates:
             if owner in specs:
                 served.setdefault(owner, []).append(work)
         for number, (owner, works) in enumerate(served.items()):
-            load, load_timeout = specs[owner]
+            spec = specs[owner]
             longest = max(timeout for _, _, timeout in works)
             output = folder / f"template-{number}.out"
             keyed = [(key, work) for key, work, _ in works]
             started = template.start(
-                owner, load, keyed, limits, output, longest, load_timeout, watch
+                owner, spec.load, keyed, limits, output, longest, spec.load_timeout, watch
             )
             self.by_key[owner] = started
             self.left[owner] = len(works)
             for key, _, _ in works:
                 self.of_work[key] = started
+            if spec.replaces is not None:
+                self.replaced[spec.replaces] = (started, spec.ready_payload)
 
     def poll(self) -> None:
         """Take ready messages of loading templates."""
@@ -300,9 +326,17 @@ class _Templates:
             each.poll()
 
     def loading(self, key: Hashable) -> bool:
-        """The work ``key`` waits for its template to load."""
-        owner = self.of_work.get(key)
+        """The work ``key`` waits for its template to load (or for the template that may
+        stand for it)."""
+        owner = self.of_work.get(key) or self.replaced.get(key, (None, None))[0]
         return owner is not None and owner.state == template.LOADING
+
+    def stood_for(self, key: Hashable) -> ChildResult | None:
+        """The result of the work ``key`` if a template that stands for it loaded."""
+        owner, payload = self.replaced.pop(key, (None, None))
+        if owner is None or owner.state != template.READY:
+            return None
+        return ChildResult(payload, None, owner.ready_at - owner.started)
 
     def any_loading(self) -> bool:
         """Some template is still loading."""
@@ -326,7 +360,8 @@ class _Templates:
         return owner.spawn(key, timeout, limits, output, known)
 
     def done_with(self, key: Hashable) -> None:
-        """The work ``key`` started (or was left out): close its template after its last."""
+        """The template of work ``key`` is done with it (judged, left out, or forked from
+        the grader instead): close the template after its last."""
         owner = self.of_work.pop(key, None)
         if owner is None:
             return

@@ -41,6 +41,11 @@ class Spawned:
         if self.setup.box is not None:
             self.setup.box.kill(unreaped=self.pid)
 
+    def wait_killed(self) -> None:
+        """After `kill`: reap it."""
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
     def close(self) -> None:
         """Release the parent's resources of this child (after it was reaped)."""
         if self.pidfd is not None:

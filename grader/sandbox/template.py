@@ -3,17 +3,21 @@
 A child forked from the grader imports the learner's file before its test runs, once per
 test: for level 4 that import is most of a fast test's cost. A template is a child of the
 grader, boxed like any other (`child.prepare_template`), that imports the file once and
-then forks a test process on each request. The test process is the template's
-grandchild: the middle process exits at once, so the test is re-parented to the grader
-(a child subreaper) and the grader waits for it, reads its exit status, kills its group
-and judges its signed result exactly as for a child it forked itself.
+then forks a test process on each request (one fork, as from the grader: a fork of this
+size costs milliseconds here, so there is no middle process).
 
-A template has run learner code, so nothing it says is trusted: the pid it reports must
-be a child of the grader that the grader does not know yet, and a template that stalls,
-dies or lies is dropped (its remaining tests fork from the grader). A test whose
-conditions differ from the import's (`grader.sandbox.conditions`) imports the file again.
-A file that starts threads while being imported is not preloaded: a fork keeps only the
-thread that forks.
+The test process is the template's child, so the grader sees its end through a pidfd and
+reads its wait status from ``/proc/PID/stat`` while it is a zombie: the template reaps it
+only when the grader, having judged it, says so. Everything else is as for a child of the
+grader: its own process group and box (killed when it ends), its signed result, and death
+with its parent (the template, which dies with the grader).
+
+A template has run learner code, so nothing it says is trusted: the pid it reports must be
+a new child of the template itself, and a template that stalls, dies, lies or reaps a test
+early is dropped (its remaining tests fork from the grader; a test whose status was lost
+fails). A test whose conditions differ from the import's (`grader.sandbox.conditions`)
+imports the file again. A file that starts threads while being imported is not preloaded:
+a fork keeps only the thread that forks.
 """
 
 from __future__ import annotations
@@ -41,17 +45,59 @@ from grader.sandbox.spawn import Spawned
 logger = logging.getLogger(__name__)
 
 REPLY_SECONDS = 5.0  # a template that takes longer to fork a test is dropped
-REPARENT_SECONDS = 5.0  # a test process waits this long to be re-parented to the grader
+DEATH_SECONDS = 5.0  # a killed test must be a zombie by then
 LOADING, READY, DROPPED = "loading", "ready", "dropped"
+LOST_STATUS = 9  # read as "killed by SIGKILL" where the template reaped a test early
 
 
-def _parent_of(pid: int) -> int | None:
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (None: no such process)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rfind(")") + 2 :].split()
-    return int(fields[1]) if len(fields) > 1 else None
+    return stat[stat.rfind(")") + 2 :].split()
+
+
+def _parent_of(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[1]) if fields and len(fields) > 1 else None
+
+
+@dataclass
+class TemplateChild(Spawned):
+    """A test process forked by a template: its wait status comes from /proc while it is
+    a zombie, and its template reaps it once it is judged."""
+
+    template: Template | None = None
+    lost: bool = False  # its status could not be read (reaped early)
+
+    def exited(self) -> int | None:
+        """The wait status if the test has ended, else None."""
+        fields = _stat(self.pid)
+        if fields is None or fields[1] not in (str(self.template_pid), str(os.getpid())):
+            self.lost = True
+            return LOST_STATUS
+        if fields[0] != "Z":
+            return None
+        return int(fields[49]) if len(fields) > 49 else LOST_STATUS
+
+    @property
+    def template_pid(self) -> int:
+        """The pid of the template that forked it."""
+        return self.template.pid if self.template is not None else -1
+
+    def wait_killed(self) -> None:
+        """After `kill`: wait (bounded) until it is a zombie."""
+        deadline = time.monotonic() + DEATH_SECONDS
+        while self.exited() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    def close(self) -> None:
+        """Release it, and have its template reap it."""
+        super().close()
+        if self.template is not None:
+            self.template.reap(self.pid)
 
 
 @dataclass
@@ -65,6 +111,7 @@ class Template:
     load_timeout: float
     started: float = field(default_factory=time.monotonic)
     box: CgroupBox | None = None  # the template's own box (its tests each get theirs)
+    ready_at: float = 0.0
     state: str = LOADING
     why: str = ""  # why it was dropped
     closed: bool = False
@@ -91,7 +138,7 @@ class Template:
         except ValueError:
             ready = {}
         if isinstance(ready, dict) and ready.get("ready") is True:
-            self.state = READY
+            self.state, self.ready_at = READY, time.monotonic()
         else:
             problem = ready.get("problem") if isinstance(ready, dict) else None
             self.drop(str(problem or "ended without importing the file")[:300])
@@ -131,7 +178,17 @@ class Template:
         except (AttributeError, OSError):
             pidfd = None
         setup = child.ChildSetup(child_end, output, timeout, limits, box, None)
-        return Spawned(key, pid, pidfd, started, timeout, secret, setup, channel.Inbox(parent_end))
+        inbox = channel.Inbox(parent_end)
+        return TemplateChild(key, pid, pidfd, started, timeout, secret, setup, inbox, self)
+
+    def reap(self, pid: int) -> None:
+        """Tell the template to reap a judged test (a dropped template is gone anyway)."""
+        if self.closed:
+            return
+        try:
+            self.control.send(json.dumps({"reap": pid}).encode())
+        except OSError:
+            self.drop("could not be told to reap a test")
 
     def _reply(self, known: set[int]) -> int | None:
         ready, _, _ = select.select([self.control], [], [], REPLY_SECONDS)
@@ -143,8 +200,8 @@ class Template:
         if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1:
             self.drop("did not fork a test when asked")
             return None
-        if pid in known or pid == self.pid or _parent_of(pid) != os.getpid():
-            self.drop(f"reported pid {pid}, which is not a new test process of the grader")
+        if pid in known or _parent_of(pid) != self.pid:
+            self.drop(f"reported pid {pid}, which is not a new test process of its own")
             return None
         return pid
 
@@ -158,7 +215,7 @@ class Template:
         self.close()
 
     def close(self) -> None:
-        """End it (its tests, already re-parented to the grader, run on)."""
+        """End it (and with it any test of its still running: they die with it)."""
         self.state = DROPPED
         if self.closed:
             return
@@ -212,7 +269,6 @@ def _serve(
     watch: Callable[[], dict[str, str]] | None,
     box: CgroupBox | None,
 ) -> NoReturn:
-    grader = os.getppid()
     try:
         child.prepare_template(control.fileno(), output, limits, timeout, box)
         conditions.watch_patches()
@@ -220,6 +276,9 @@ def _serve(
         others = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
         if problem is None and others:
             problem = f"the import started thread(s) {others[:3]}: tests import it themselves"
+        # Its tests stay zombies until the grader has read their status, whatever the
+        # import did to SIGCHLD.
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         control.send(json.dumps({"ready": problem is None, "problem": problem}).encode())
         if problem is None:
             gc.freeze()
@@ -228,7 +287,11 @@ def _serve(
                 if not message:
                     break
                 request = json.loads(message)
-                pid = _fork_test(request, fds[0], control, works, limits, watch, grader)
+                if "reap" in request:
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitpid(int(request["reap"]), 0)
+                    continue
+                pid = _fork_test(request, fds[0], control, works, limits, watch)
                 control.send(json.dumps({"pid": pid}).encode())
     except BaseException:  # never return into the grader's code
         pass
@@ -243,35 +306,21 @@ def _fork_test(
     works: list[Callable[[], object]],
     limits: Limits,
     watch: Callable[[], dict[str, str]] | None,
-    grader: int,
 ) -> int:
-    """Fork the test of ``request`` through a middle process that exits at once, so the
-    grader becomes its parent; returns its pid once the middle process is reaped."""
-    read_end, write_end = os.pipe()
-    middle = os.fork()
-    if middle == 0:
-        os.close(read_end)
-        test = os.fork()
-        if test == 0:
-            os.setpgid(0, 0)
-            os.close(write_end)
-            _run_test(request, channel_fd, control, works, limits, watch, grader)
-        # Its own process group and box before the template can end: killing the
-        # template's must never reach it (both sides set them, whichever runs first).
-        with contextlib.suppress(OSError):
-            os.setpgid(test, test)
-        box = _box_of(request)
-        if box is not None:
-            with contextlib.suppress(OSError):
-                box.enter(test)
-        os.write(write_end, str(test).encode())
-        os._exit(0)
-    os.close(write_end)
+    """Fork the test of ``request``; returns its pid once it has its own process group
+    and box (killing the template's must never reach it: both sides set them)."""
+    test = os.fork()
+    if test == 0:
+        os.setpgid(0, 0)
+        _run_test(request, channel_fd, control, works, limits, watch)
     os.close(channel_fd)
-    os.waitpid(middle, 0)
-    text = os.read(read_end, 32)
-    os.close(read_end)
-    return int(text or 0)
+    with contextlib.suppress(OSError):
+        os.setpgid(test, test)
+    box = _box_of(request)
+    if box is not None:
+        with contextlib.suppress(OSError):
+            box.enter(test)
+    return test
 
 
 def _run_test(
@@ -281,20 +330,13 @@ def _run_test(
     works: list[Callable[[], object]],
     limits: Limits,
     watch: Callable[[], dict[str, str]] | None,
-    grader: int,
 ) -> NoReturn:
-    deadline = time.monotonic() + REPARENT_SECONDS
-    while os.getppid() != grader:  # death-with-parent must name the grader, not the middle
-        if time.monotonic() > deadline:
-            os._exit(child.EXIT_HARNESS)
-        time.sleep(0.0002)
-    box = _box_of(request)
     setup = child.ChildSetup(
         channel=socket.socket(fileno=channel_fd),
         output_path=Path(str(request["output"])),
         timeout=float(str(request["timeout"])),
         limits=limits,
-        box=box,
+        box=_box_of(request),
         watch=watch,
         template_control=control.fileno(),
     )
