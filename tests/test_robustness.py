@@ -43,6 +43,7 @@ CASES: dict[str, tuple[str, ...] | None] = {
     "fork_bomb": ("processes or threads", "did not finish within"),
     "import_flood": ("wrote more output than the grader keeps",),
     "leak_processes": None,
+    "template_lies": ("Not implemented",),
 }
 FIXTURES = Path(__file__).parent / "bad_submissions"
 OTHER_LEVEL1 = ("apscheduler_config", "apscheduler_embedded", "apscheduler_standalone")
