@@ -362,3 +362,29 @@ def test_a_template_that_loads_stands_for_the_load_probe() -> None:
     assert "ran in" in failed["probe"].payload  # type: ignore[operator]  # ran: it says why
     assert failed["w0"].payload["loaded_in"] is None  # type: ignore[index]
     assert sorted(map(str, ran)) == ["probe", "probe", "w0", "w0"]
+
+
+def test_dropping_a_template_spares_the_tests_it_already_forked() -> None:
+    """A template that lies on its second request is dropped, but the test it forked
+    first is still running: that test finishes and is judged, it does not die with it."""
+
+    def lie_after_the_first() -> str | None:
+        _STATE["loaded_in"] = os.getpid()
+        honest = template._fork_test
+        calls = [0]
+
+        def fork_then_lie(*args: object) -> int:
+            calls[0] += 1
+            return honest(*args) if calls[0] == 1 else 1  # type: ignore[arg-type]
+
+        template._fork_test = fork_then_lie  # type: ignore[assignment]
+        return None
+
+    def slow() -> object:
+        threading.Event().wait(0.5)
+        return _where()
+
+    results = _run([("w0", slow, 10.0), ("w1", _where, 10.0)], lie_after_the_first)
+    assert results["w0"].problem is None, results["w0"].problem
+    assert results["w0"].payload["loaded_in"] is not None  # type: ignore[index]
+    assert results["w1"].payload["loaded_in"] is None  # type: ignore[index]  # from the grader

@@ -206,13 +206,16 @@ class Template:
         return pid
 
     def drop(self, why: str) -> None:
-        """Stop using it: kill it and what is left in its process group, and reap it."""
+        """Stop using it. One that never loaded is ended now; one that forked tests lives
+        on until they are judged (they die with it), then `close` ends it."""
         if self.state == DROPPED:
             return
         if why:
             logger.info("template for %s dropped: %s", self.key, why)
+        loading = self.state == LOADING
         self.state, self.why = DROPPED, why
-        self.close()
+        if loading:
+            self.close()
 
     def close(self) -> None:
         """End it (and with it any test of its still running: they die with it)."""
