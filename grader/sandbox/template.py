@@ -147,7 +147,7 @@ class Template:
         self, key: Hashable, timeout: float, limits: Limits, output: Path, known: set[int]
     ) -> Spawned | None:
         """Have the template fork the test ``key``; None (and the template dropped) when it
-        does not answer with a new child of the grader in time."""
+        does not answer with a new child of its own in time."""
         box = CgroupBox.create(limits.memory, limits.processes)
         parent_end, child_end = channel.pair()
         request = {
@@ -182,7 +182,8 @@ class Template:
         return TemplateChild(key, pid, pidfd, started, timeout, secret, setup, inbox, self)
 
     def reap(self, pid: int) -> None:
-        """Tell the template to reap a judged test (a dropped template is gone anyway)."""
+        """Tell the template to reap a judged test (once closed, its tests died with it and
+        the grader reaps them as orphans)."""
         if self.closed:
             return
         try:
