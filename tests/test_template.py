@@ -269,6 +269,12 @@ def test_an_import_that_lists_the_environment_depends_on_every_variable() -> Non
     assert _in_child(_reuse_after(change, source))["reused"] is False
 
 
+def test_a_variable_read_through_environb_counts_too() -> None:
+    source = "import os\nVALUE = os.environb.get(b'CRONKATA_BYTES')\n"
+    change = lambda: os.environ.__setitem__("CRONKATA_BYTES", "x")  # noqa: E731
+    assert _in_child(_reuse_after(change, source))["reused"] is False
+
+
 def test_the_machine_zone_always_counts() -> None:
     change = lambda: os.environ.__setitem__("TZ", "Asia/Tokyo")  # noqa: E731
     assert _in_child(_reuse_after(change))["reused"] is False

@@ -121,7 +121,10 @@ def _recording_environment_reads() -> Iterator[_Reads]:
     reads = _Reads(set(ALWAYS_READ))
 
     def recording_getitem(self: Any, key: str) -> str:
-        reads.names.add(key)
+        if isinstance(key, str):  # os.environb's keys are bytes: the same variables
+            reads.names.add(key)
+        else:
+            reads.listed = True
         return getitem(self, key)
 
     def recording_iter(self: Any) -> Iterator[str]:
