@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import errno
 import functools
@@ -224,7 +225,7 @@ class ExerciseModule(pytest.Module):
         """A template's load: import the exercise's file for the tests forked from there;
         returns the problem (None: it loaded)."""
         target = self.target()
-        factory = _conditions_of(self) or contextlib.nullcontext
+        factory = _conditions_of(self)
 
         def preload() -> str | None:
             try:
@@ -248,24 +249,22 @@ class ExerciseModule(pytest.Module):
 GRADING_CONDITIONS = "grading_conditions"
 
 
-def _conditions_of(module: ExerciseModule) -> Any:
-    """The suite's ``grading_conditions()`` context manager factory (None: it has none).
+def _conditions_of(module: ExerciseModule | None) -> Any:
+    """The suite's ``grading_conditions()`` context manager factory (one that does
+    nothing if the suite has none).
 
     What every test of the suite runs under (a machine zone, the course variables set or
     cleared), and what the template imports the exercise's file under: one definition.
     """
-    return getattr(module.obj, GRADING_CONDITIONS, None)
+    if module is None:
+        return contextlib.nullcontext
+    return getattr(module.obj, GRADING_CONDITIONS, contextlib.nullcontext)
 
 
 @pytest.fixture(autouse=True)
 def _grading_conditions(request: pytest.FixtureRequest) -> Iterator[None]:
     """Enter the suite's ``grading_conditions()`` around each of its tests."""
-    module = request.node.getparent(ExerciseModule)
-    factory = _conditions_of(module) if module is not None else None
-    if factory is None:
-        yield
-        return
-    with factory():
+    with _conditions_of(request.node.getparent(ExerciseModule))():
         yield
 
 
@@ -479,15 +478,13 @@ def _templates(
     stands for the exercise's load probe; if it cannot, the probe runs and says why."""
     if not _preloading(config):
         return {}
-    counts: dict[str, int] = {}
-    for owner in owners.values():
-        counts[owner.nodeid] = counts.get(owner.nodeid, 0) + 1
+    counts = collections.Counter(owner.nodeid for owner in owners.values())
     return {
         m.nodeid: sandbox.TemplateSpec(
             m.preload_work(), LOAD_TIMEOUT, replaces=m.nodeid, ready_payload={"problem": None}
         )
         for m in modules
-        if counts.get(m.nodeid, 0) > 1 and not (first_catch.enabled and m.variant.is_mutant)
+        if counts[m.nodeid] > 1 and not (first_catch.enabled and m.variant.is_mutant)
     }
 
 

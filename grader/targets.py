@@ -75,10 +75,8 @@ def preload(path: Path, shown: str | None = None) -> None:
     """In a template process: import a file now for the tests forked from here (LoadError
     as `load_file`). A test's first `load_file` of it gets this module unless the test
     changed what the import depends on (`Conditions.differences`): then it imports anew."""
-    seen: list[Conditions] = []
-    with recorded(seen):
-        module = load_file(path, shown)
-    _PRELOADED[module.__name__] = seen[0]
+    module, assumed = recorded(lambda: load_file(path, shown))
+    _PRELOADED[module.__name__] = assumed
 
 
 def _reusable(name: str, shown: str) -> bool:

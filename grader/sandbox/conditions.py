@@ -18,13 +18,15 @@ from __future__ import annotations
 import os
 import sys
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from unittest import mock
 
 import pytest
+
+T = TypeVar("T")
 
 _monkeypatches: weakref.WeakSet[pytest.MonkeyPatch] = weakref.WeakSet()
 _active_mocks = [0]  # unittest.mock patchers entered and not yet exited
@@ -177,17 +179,16 @@ class Conditions:
         return found
 
 
-@contextmanager
-def recorded(into: list[Conditions]) -> Iterator[None]:
-    """Run an import, then append to ``into`` the conditions it depended on."""
+def recorded(importing: Callable[[], T]) -> tuple[T, Conditions]:
+    """Run an import; returns its result and the conditions it depended on."""
     before = _environment()
     cwd, path = os.getcwd(), tuple(sys.path)
     modules = tuple((name, id(module)) for name, module in list(sys.modules.items()))
     with _recording_environment_reads() as reads:
-        yield
+        result = importing()
     names = EVERYTHING if reads.listed else frozenset(reads.names)
     environment = before if names is None else _subset(before, names)
-    into.append(Conditions(environment, names, cwd, path, modules))
+    return result, Conditions(environment, names, cwd, path, modules)
 
 
 def _subset(

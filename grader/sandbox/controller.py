@@ -66,7 +66,7 @@ def _timeout_problem(timeout: float) -> str:
 
 def _exit_problem(status: int, running: Spawned) -> str:
     limits, box = running.setup.limits, running.setup.box
-    if getattr(running, "lost", False):
+    if running.lost:
         return (
             "ended, and its exit status was lost: the process it was forked from reaped "
             "it (does the file's import handle SIGCHLD or wait for child processes?)"

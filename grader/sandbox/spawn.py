@@ -6,6 +6,7 @@ import contextlib
 import gc
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ class Spawned:
     secret: bytes
     setup: child.ChildSetup
     inbox: channel.Inbox
+    lost: bool = False  # its wait status could not be read (see grader.sandbox.template)
 
     def exited(self) -> int | None:
         """The wait status if the child has ended (it is reaped then), else None."""
@@ -84,11 +86,17 @@ def spawn(
         child.run(setup, work)
     started = time.monotonic()
     child_end.close()
-    secret = channel.new_key()  # drawn after the fork: not in the child's memory image
+    secret, pidfd = hand_over(parent_end, pid)
+    return Spawned(key, pid, pidfd, started, timeout, secret, setup, channel.Inbox(parent_end))
+
+
+def hand_over(parent_end: socket.socket, pid: int) -> tuple[bytes, int | None]:
+    """Once the child ``pid`` exists: send it its signing key (drawn now, so it is in no
+    memory image forked before) and open its pidfd (None where there are none)."""
+    secret = channel.new_key()
     parent_end.sendall(secret)
     parent_end.setblocking(False)
     try:
-        pidfd: int | None = os.pidfd_open(pid)
+        return secret, os.pidfd_open(pid)
     except (AttributeError, OSError):
-        pidfd = None
-    return Spawned(key, pid, pidfd, started, timeout, secret, setup, channel.Inbox(parent_end))
+        return secret, None

@@ -40,7 +40,7 @@ from typing import NoReturn
 from grader.sandbox import channel, child, conditions
 from grader.sandbox.cgroups import CgroupBox
 from grader.sandbox.limits import Limits
-from grader.sandbox.spawn import Spawned
+from grader.sandbox.spawn import Spawned, hand_over
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,6 @@ class TemplateChild(Spawned):
     a zombie, and its template reaps it once it is judged."""
 
     template: Template | None = None
-    lost: bool = False  # its status could not be read (reaped early)
 
     def exited(self) -> int | None:
         """The wait status if the test has ended, else None."""
@@ -170,16 +169,10 @@ class Template:
             if box is not None:
                 box.remove()
             return None
-        secret = channel.new_key()
-        parent_end.sendall(secret)
-        parent_end.setblocking(False)
-        try:
-            pidfd: int | None = os.pidfd_open(pid)
-        except (AttributeError, OSError):
-            pidfd = None
+        secret, pidfd = hand_over(parent_end, pid)
         setup = child.ChildSetup(child_end, output, timeout, limits, box, None)
         inbox = channel.Inbox(parent_end)
-        return TemplateChild(key, pid, pidfd, started, timeout, secret, setup, inbox, self)
+        return TemplateChild(key, pid, pidfd, started, timeout, secret, setup, inbox, template=self)
 
     def reap(self, pid: int) -> None:
         """Tell the template to reap a judged test (once closed, its tests died with it and
@@ -254,7 +247,8 @@ def start(
     pid = os.fork()
     if pid == 0:
         ours.close()
-        _serve(theirs, load, [work for _, work in works], limits, output, timeout, watch, box)
+        serving = _Serving(theirs, [work for _, work in works], limits, watch)
+        _serve(serving, load, output, timeout, box)
     theirs.close()
     indexes = {work_key: number for number, (work_key, _) in enumerate(works)}
     return Template(key, pid, ours, indexes, load_timeout, box=box)
@@ -263,18 +257,26 @@ def start(
 # -- the template's side ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Serving:
+    """What a template needs to fork and run its tests."""
+
+    control: socket.socket
+    works: list[Callable[[], object]]
+    limits: Limits
+    watch: Callable[[], dict[str, str]] | None
+
+
 def _serve(
-    control: socket.socket,
+    serving: _Serving,
     load: Callable[[], str | None],
-    works: list[Callable[[], object]],
-    limits: Limits,
     output: Path,
     timeout: float,
-    watch: Callable[[], dict[str, str]] | None,
     box: CgroupBox | None,
 ) -> NoReturn:
+    control = serving.control
     try:
-        child.prepare_template(control.fileno(), output, limits, timeout, box)
+        child.prepare_template(control.fileno(), output, serving.limits, timeout, box)
         conditions.watch_patches()
         problem = load()
         others = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
@@ -295,7 +297,7 @@ def _serve(
                     with contextlib.suppress(ChildProcessError):
                         os.waitpid(int(request["reap"]), 0)
                     continue
-                pid = _fork_test(request, fds[0], control, works, limits, watch)
+                pid = _fork_test(request, fds[0], serving)
                 control.send(json.dumps({"pid": pid}).encode())
     except BaseException:  # never return into the grader's code
         pass
@@ -303,20 +305,13 @@ def _serve(
         os._exit(0)
 
 
-def _fork_test(
-    request: dict[str, object],
-    channel_fd: int,
-    control: socket.socket,
-    works: list[Callable[[], object]],
-    limits: Limits,
-    watch: Callable[[], dict[str, str]] | None,
-) -> int:
+def _fork_test(request: dict[str, object], channel_fd: int, serving: _Serving) -> int:
     """Fork the test of ``request``; returns its pid once it has its own process group
     and box (killing the template's must never reach it: both sides set them)."""
     test = os.fork()
     if test == 0:
         os.setpgid(0, 0)
-        _run_test(request, channel_fd, control, works, limits, watch)
+        _run_test(request, channel_fd, serving)
     os.close(channel_fd)
     with contextlib.suppress(OSError):
         os.setpgid(test, test)
@@ -327,24 +322,17 @@ def _fork_test(
     return test
 
 
-def _run_test(
-    request: dict[str, object],
-    channel_fd: int,
-    control: socket.socket,
-    works: list[Callable[[], object]],
-    limits: Limits,
-    watch: Callable[[], dict[str, str]] | None,
-) -> NoReturn:
+def _run_test(request: dict[str, object], channel_fd: int, serving: _Serving) -> NoReturn:
     setup = child.ChildSetup(
         channel=socket.socket(fileno=channel_fd),
         output_path=Path(str(request["output"])),
         timeout=float(str(request["timeout"])),
-        limits=limits,
+        limits=serving.limits,
         box=_box_of(request),
-        watch=watch,
-        template_control=control.fileno(),
+        watch=serving.watch,
+        template_control=serving.control.fileno(),
     )
-    child.run(setup, works[int(str(request["work"]))])
+    child.run(setup, serving.works[int(str(request["work"]))])
 
 
 def _box_of(request: dict[str, object]) -> CgroupBox | None:
