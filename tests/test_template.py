@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import types
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterator
@@ -370,9 +371,10 @@ def test_a_template_that_loads_stands_for_the_load_probe() -> None:
     assert sorted(map(str, ran)) == ["probe", "probe", "w0", "w0"]
 
 
-def test_dropping_a_template_spares_the_tests_it_already_forked() -> None:
+def test_dropping_a_template_spares_the_tests_it_already_forked(tmp_path: Path) -> None:
     """A template that lies on its second request is dropped, but the test it forked
     first is still running: that test finishes and is judged, it does not die with it."""
+    second_ran = tmp_path / "second-ran"
 
     def lie_after_the_first() -> str | None:
         _STATE["loaded_in"] = os.getpid()
@@ -386,11 +388,17 @@ def test_dropping_a_template_spares_the_tests_it_already_forked() -> None:
         template._fork_test = fork_then_lie  # type: ignore[assignment]
         return None
 
-    def slow() -> object:
-        threading.Event().wait(0.5)
+    def until_the_second_ran() -> object:  # still running while the template lies
+        deadline = time.monotonic() + 8
+        while not second_ran.exists() and time.monotonic() < deadline:
+            threading.Event().wait(0.005)
         return _where()
 
-    results = _run([("w0", slow, 10.0), ("w1", _where, 10.0)], lie_after_the_first)
+    def second() -> object:
+        second_ran.touch()
+        return _where()
+
+    results = _run([("w0", until_the_second_ran, 10.0), ("w1", second, 10.0)], lie_after_the_first)
     assert results["w0"].problem is None, results["w0"].problem
     assert results["w0"].payload["loaded_in"] is not None  # type: ignore[index]
     assert results["w1"].payload["loaded_in"] is None  # type: ignore[index]  # from the grader
