@@ -28,6 +28,11 @@ def _scheduler_with_a_held_job() -> tuple[BackgroundScheduler, threading.Event, 
     scheduler.add_job(held, "date", run_date=datetime.now(UTC))
     scheduler.start()
     assert started.wait(5)
+    # The scheduler thread removes the spent date job just after submitting it; a
+    # shutdown() racing with that removal makes it raise JobLookupError in its thread.
+    deadline = time.monotonic() + 5
+    while scheduler.get_jobs() and time.monotonic() < deadline:
+        threading.Event().wait(0.001)
     return scheduler, stop, outcome
 
 
